@@ -1,0 +1,214 @@
+//! App Store Connect: customer reviews, read with an ES256 bearer token.
+
+mod model;
+mod token;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use secrecy::ExposeSecret;
+use tracing::debug;
+use url::Url;
+
+use crate::domain::AppId;
+use crate::ports::{Page, PageRequest, ReviewSource, SourceError};
+use crate::secret::ApiKey;
+
+pub use token::TokenCache;
+
+/// Apple's largest page.
+const PAGE_LIMIT: u32 = 200;
+
+pub struct AppStoreClient {
+    http: reqwest::Client,
+    /// `ASC_BASE_URL`; the token goes to this origin only.
+    base: Url,
+    tokens: TokenCache,
+}
+
+impl AppStoreClient {
+    pub fn new(http: reqwest::Client, base: Url) -> Self {
+        Self {
+            http,
+            base,
+            tokens: TokenCache::default(),
+        }
+    }
+
+    fn first_page_url(&self, app: &AppId) -> Url {
+        let mut url = self.base.clone();
+        let path = format!(
+            "{}/v1/apps/{app}/customerReviews",
+            self.base.path().trim_end_matches('/')
+        );
+        url.set_path(&path);
+        url.query_pairs_mut()
+            .append_pair("sort", "-createdDate")
+            .append_pair("limit", &PAGE_LIMIT.to_string());
+        url
+    }
+
+    fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+}
+
+#[async_trait]
+impl ReviewSource for AppStoreClient {
+    async fn page(
+        &self,
+        key: &ApiKey,
+        app: &AppId,
+        request: &PageRequest,
+    ) -> Result<Page, SourceError> {
+        let url = match request {
+            PageRequest::First => self.first_page_url(app),
+            PageRequest::Next(next) if self.same_origin(next) => next.clone(),
+            PageRequest::Next(_) => return Err(SourceError::ForeignNext),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let token = self
+            .tokens
+            .bearer(key, now)
+            .map_err(|e| SourceError::Transport(format!("cannot sign the token: {e}")))?;
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| SourceError::Transport(super::describe_http_error(e)))?;
+        let status = response.status();
+        if let Some(limit) = response.headers().get("x-rate-limit") {
+            debug!(
+                rate_limit = limit.to_str().unwrap_or(""),
+                "App Store Connect rate limit"
+            );
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SourceError::Transport(super::describe_http_error(e)))?;
+        match status {
+            StatusCode::OK => self.parse_page(&url, &body),
+            StatusCode::UNAUTHORIZED => {
+                self.tokens.forget();
+                Err(SourceError::Unauthorized)
+            }
+            StatusCode::FORBIDDEN => Err(SourceError::Forbidden),
+            StatusCode::NOT_FOUND => Err(SourceError::AppNotFound(app.clone())),
+            StatusCode::TOO_MANY_REQUESTS => Err(SourceError::RateLimited),
+            other => Err(SourceError::Status {
+                status: other.as_u16(),
+                detail: model::ErrorDocument::summary(&body),
+            }),
+        }
+    }
+
+    fn forget_token(&self) {
+        self.tokens.forget();
+    }
+}
+
+impl AppStoreClient {
+    fn parse_page(&self, url: &Url, body: &[u8]) -> Result<Page, SourceError> {
+        let page: model::ReviewsPage =
+            serde_json::from_slice(body).map_err(|e| SourceError::Unparseable(e.to_string()))?;
+        let reviews = page
+            .data
+            .into_iter()
+            .map(model::Resource::into_review)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SourceError::Unparseable)?;
+        let next = match page.links.and_then(|l| l.next) {
+            None => None,
+            Some(next) => {
+                // A relative link resolves against the page it came from.
+                let next = url.join(&next).map_err(|e| {
+                    SourceError::Unparseable(format!("links.next is not a URL ({e})"))
+                })?;
+                if !self.same_origin(&next) {
+                    return Err(SourceError::ForeignNext);
+                }
+                Some(next)
+            }
+        };
+        Ok(Page { reviews, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> AppStoreClient {
+        AppStoreClient::new(reqwest::Client::new(), Url::parse(base).unwrap())
+    }
+
+    #[test]
+    fn first_page_asks_for_newest_first_in_big_pages() {
+        let app = AppId::parse("123").unwrap();
+        assert_eq!(
+            client("https://api.appstoreconnect.apple.com/")
+                .first_page_url(&app)
+                .as_str(),
+            "https://api.appstoreconnect.apple.com/v1/apps/123/customerReviews?sort=-createdDate&limit=200"
+        );
+        assert_eq!(
+            client("http://127.0.0.1:9/prefix/")
+                .first_page_url(&app)
+                .as_str(),
+            "http://127.0.0.1:9/prefix/v1/apps/123/customerReviews?sort=-createdDate&limit=200"
+        );
+    }
+
+    #[test]
+    fn relative_next_resolves_and_foreign_next_is_refused() {
+        let c = client("http://127.0.0.1:9");
+        let page_url =
+            Url::parse("http://127.0.0.1:9/v1/apps/1/customerReviews?limit=200").unwrap();
+        let body = |next: &str| {
+            serde_json::json!({"data": [], "links": {"self": "x", "next": next}}).to_string()
+        };
+        let page = c
+            .parse_page(&page_url, body("?cursor=abc").as_bytes())
+            .unwrap();
+        assert_eq!(
+            page.next.unwrap().as_str(),
+            "http://127.0.0.1:9/v1/apps/1/customerReviews?cursor=abc"
+        );
+        for foreign in [
+            "http://127.0.0.1:10/v1/x",
+            "https://127.0.0.1:9/v1/x",
+            "//evil.example/x",
+        ] {
+            assert!(matches!(
+                c.parse_page(&page_url, body(foreign).as_bytes()),
+                Err(SourceError::ForeignNext)
+            ));
+        }
+    }
+
+    #[test]
+    fn minimal_reviews_parse_and_undated_ones_do_not() {
+        let c = client("http://127.0.0.1:9");
+        let url = Url::parse("http://127.0.0.1:9/x").unwrap();
+        let ok = serde_json::json!({"data": [{"type": "customerReviews", "id": "1",
+            "attributes": {"createdDate": "2024-01-01T00:00:00-08:00"}}], "links": {"self": "x"}});
+        let page = c.parse_page(&url, ok.to_string().as_bytes()).unwrap();
+        assert_eq!(page.reviews[0].title, None);
+        let undated = serde_json::json!({"data": [{"type": "customerReviews", "id": "7"}], "links": {"self": "x"}});
+        let err = c
+            .parse_page(&url, undated.to_string().as_bytes())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("review 7 has no createdDate"),
+            "{err}"
+        );
+        assert!(c.parse_page(&url, b"<html>").is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! One adapter per outside service.
+
+pub mod appstore;
+pub mod dynamodb;
+pub mod secrets_manager;
+pub mod webhooks;
+
+use std::error::Error as _;
+use std::time::Duration;
+
+/// The one HTTP client for App Store Connect and webhooks, built once per cold start.
+/// Redirects are never followed: the token must not travel to another origin, and a webhook
+/// that redirects is misconfigured.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("review-relay/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .build()
+}
+
+/// A transport error in words, without the request URL that reqwest prints by default
+/// (a webhook URL is a credential).
+pub fn describe_http_error(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = if err.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        err.to_string()
+    };
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The first line of a response body, shortened, for error messages.
+pub fn first_line(body: &str) -> String {
+    let line = body
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("(empty body)");
+    let mut short: String = line.chars().take(200).collect();
+    if short.len() < line.len() {
+        short.push('…');
+    }
+    short
+}

@@ -1,0 +1,47 @@
+//! `json`: one review per POST, every field present, absent attributes as `null`.
+
+use serde_json::{Value, json};
+
+use crate::domain::{AppId, Review};
+
+pub fn message(app: &AppId, review: &Review) -> Value {
+    json!({
+        "reviews": [{
+            "id": review.id,
+            "app_id": app.as_str(),
+            "rating": review.rating,
+            "title": review.title,
+            "body": review.body,
+            "reviewer_nickname": review.reviewer_nickname,
+            "territory": review.territory,
+            "created_date": review.created_date,
+        }]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_attributes_are_null_and_the_date_is_apples_string() {
+        let review = Review::new(
+            "r1".into(),
+            None,
+            None,
+            Some("Great".into()),
+            None,
+            Some("FRA".into()),
+            "2024-02-03T04:05:06.7-08:00".into(),
+            None,
+        )
+        .unwrap();
+        let app = AppId::parse("42").unwrap();
+        assert_eq!(
+            message(&app, &review),
+            json!({"reviews": [{"id": "r1", "app_id": "42", "rating": null, "title": null,
+                "body": "Great", "reviewer_nickname": null, "territory": "FRA",
+                "created_date": "2024-02-03T04:05:06.7-08:00"}]})
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Environment → [`Config`], validated once per cold start. Every error names its variable.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use url::Url;
+
+use crate::domain::{AppId, AppIdError};
+
+pub const DEFAULT_ASC_BASE_URL: &str = "https://api.appstoreconnect.apple.com";
+pub const DEFAULT_BACKFILL_HOURS: u32 = 24;
+pub const DEFAULT_DEADLINE_MARGIN_SECONDS: u64 = 5;
+/// A backfill longer than a year is almost certainly a typo (minutes? days?).
+const MAX_BACKFILL_HOURS: u32 = 24 * 366;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app_ids: Vec<AppId>,
+    pub secret_id: String,
+    pub table_name: String,
+    /// Without a trailing slash.
+    pub asc_base_url: Url,
+    pub backfill_hours: u32,
+    pub webhook_format: Option<WebhookFormat>,
+    /// No delivery starts with less than this left before the invocation's deadline.
+    pub deadline_margin_seconds: u64,
+}
+
+/// How a destination's messages are shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    Slack,
+    Json,
+}
+
+impl WebhookFormat {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "slack" => Some(Self::Slack),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The format a URL implies when none is configured.
+    pub fn infer(url: &Url) -> Self {
+        match url.host_str() {
+            Some(host) if host.eq_ignore_ascii_case("hooks.slack.com") => Self::Slack,
+            _ => Self::Json,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Json => "json",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable `{0}` is required but not set")]
+    Missing(&'static str),
+    #[error("environment variable `APP_IDS`: {0}")]
+    AppId(#[from] AppIdError),
+    #[error(
+        "environment variable `APP_IDS` lists no app id; set it to a comma-separated list like `1234567890,987654321`"
+    )]
+    NoApps,
+    #[error("environment variable `{var}`: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+
+        let mut app_ids = Vec::new();
+        for part in required("APP_IDS")?
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let id = AppId::parse(part)?;
+            if !app_ids.contains(&id) {
+                app_ids.push(id);
+            }
+        }
+        if app_ids.is_empty() {
+            return Err(ConfigError::NoApps);
+        }
+
+        let asc_base_url = get("ASC_BASE_URL").unwrap_or(DEFAULT_ASC_BASE_URL);
+        let asc_base_url = parse_base_url(asc_base_url).map_err(|reason| ConfigError::Invalid {
+            var: "ASC_BASE_URL",
+            reason,
+        })?;
+
+        let backfill_hours = match get("BACKFILL_HOURS") {
+            None => DEFAULT_BACKFILL_HOURS,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|h| *h <= MAX_BACKFILL_HOURS)
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: "BACKFILL_HOURS",
+                    reason: format!(
+                        "`{raw}` is not a whole number of hours between 0 and {MAX_BACKFILL_HOURS}"
+                    ),
+                })?,
+        };
+
+        let webhook_format = get("WEBHOOK_FORMAT")
+            .map(|raw| {
+                WebhookFormat::parse(raw).ok_or_else(|| ConfigError::Invalid {
+                    var: "WEBHOOK_FORMAT",
+                    reason: format!("unknown format `{raw}`; use `slack` or `json`"),
+                })
+            })
+            .transpose()?;
+
+        let deadline_margin_seconds = match get("DEADLINE_MARGIN_SECONDS") {
+            None => DEFAULT_DEADLINE_MARGIN_SECONDS,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 900)
+                .ok_or_else(|| ConfigError::Invalid {
+                    var: "DEADLINE_MARGIN_SECONDS",
+                    reason: format!("`{raw}` is not a whole number of seconds between 0 and 900"),
+                })?,
+        };
+
+        Ok(Self {
+            app_ids,
+            secret_id: required("SECRET_ID")?.to_owned(),
+            table_name: required("TABLE_NAME")?.to_owned(),
+            asc_base_url,
+            backfill_hours,
+            webhook_format,
+            deadline_margin_seconds,
+        })
+    }
+}
+
+fn parse_base_url(raw: &str) -> Result<Url, String> {
+    let url =
+        Url::parse(raw.trim_end_matches('/')).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
+    require_secure(&url)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{raw}` must not carry a query or fragment"));
+    }
+    Ok(url)
+}
+
+/// `https://` everywhere; plain `http://` only to this machine (local test services).
+/// The reason never repeats the URL: webhook URLs are credentials.
+pub fn require_secure(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err("plain http:// is accepted only for loopback hosts; use https://".into()),
+        other => Err(format!("the scheme must be https://, not `{other}:`")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut all: HashMap<String, String> = [
+            ("APP_IDS", "123,456"),
+            ("SECRET_ID", "review-relay/key"),
+            ("TABLE_NAME", "relay"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            all.insert((*k).to_owned(), (*v).to_owned());
+        }
+        all
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.app_ids.len(), 2);
+        assert_eq!(
+            config.asc_base_url.as_str(),
+            "https://api.appstoreconnect.apple.com/"
+        );
+        assert_eq!(config.backfill_hours, 24);
+        assert_eq!(config.webhook_format, None);
+    }
+
+    #[test]
+    fn app_ids_are_trimmed_and_deduplicated() {
+        let config = Config::from_vars(&vars(&[("APP_IDS", " 1, 2 ,1,,")])).unwrap();
+        let ids: Vec<_> = config.app_ids.iter().map(AppId::as_str).collect();
+        assert_eq!(ids, ["1", "2"]);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases = [
+            (vars(&[("APP_IDS", "123,my-app")]), "APP_IDS"),
+            (vars(&[("APP_IDS", " , ")]), "APP_IDS"),
+            (vars(&[("BACKFILL_HOURS", "-1")]), "BACKFILL_HOURS"),
+            (vars(&[("BACKFILL_HOURS", "1e3")]), "BACKFILL_HOURS"),
+            (vars(&[("WEBHOOK_FORMAT", "teams")]), "WEBHOOK_FORMAT"),
+            (
+                vars(&[("ASC_BASE_URL", "http://api.example.com")]),
+                "ASC_BASE_URL",
+            ),
+            (vars(&[("ASC_BASE_URL", "ftp://127.0.0.1")]), "ASC_BASE_URL"),
+            (vars(&[("ASC_BASE_URL", "not a url")]), "ASC_BASE_URL"),
+        ];
+        for (vars, name) in cases {
+            let err = Config::from_vars(&vars).unwrap_err().to_string();
+            assert!(err.contains(name), "{err} should name {name}");
+        }
+        for name in ["APP_IDS", "SECRET_ID", "TABLE_NAME"] {
+            let mut v = vars(&[]);
+            v.remove(name);
+            assert_eq!(
+                Config::from_vars(&v).unwrap_err(),
+                ConfigError::Missing(name)
+            );
+        }
+    }
+
+    #[test]
+    fn format_is_case_insensitive() {
+        let config = Config::from_vars(&vars(&[("WEBHOOK_FORMAT", " SLACK ")])).unwrap();
+        assert_eq!(config.webhook_format, Some(WebhookFormat::Slack));
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_and_trailing_slash_is_fine() {
+        for ok in [
+            "http://127.0.0.1:4010/",
+            "http://localhost:1",
+            "http://[::1]:9",
+        ] {
+            let config = Config::from_vars(&vars(&[("ASC_BASE_URL", ok)])).unwrap();
+            assert!(!config.asc_base_url.as_str().ends_with("//"), "{ok}");
+        }
+    }
+
+    #[test]
+    fn slack_is_inferred_from_the_host_only() {
+        let slack = Url::parse("https://hooks.slack.com/services/T/B/x").unwrap();
+        let other = Url::parse("https://example.com/hooks.slack.com").unwrap();
+        assert_eq!(WebhookFormat::infer(&slack), WebhookFormat::Slack);
+        assert_eq!(WebhookFormat::infer(&other), WebhookFormat::Json);
+    }
+}

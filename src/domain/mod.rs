@@ -1,0 +1,10 @@
+//! The business rules: what a review is, which reviews are new, and in which order they go out.
+//! Pure code: no I/O, no SDK types.
+
+mod app_id;
+mod review;
+mod state;
+
+pub use app_id::{AppId, AppIdError};
+pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
+pub use state::{AppState, Watermark, select_new};

@@ -1,0 +1,181 @@
+use std::cmp::Ordering;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// One customer review as review-relay uses it. Every text attribute is optional in Apple's API;
+/// `created_date` is required here because without it a review has no place in the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub id: String,
+    pub rating: Option<u8>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub reviewer_nickname: Option<String>,
+    /// ISO 3166-1 alpha-3 code, as Apple sends it.
+    pub territory: Option<String>,
+    /// Apple's string exactly as received (with its UTC offset).
+    pub created_date: String,
+    pub response: Option<DeveloperResponse>,
+    key: ReviewKey,
+}
+
+/// The developer's published reply to a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeveloperResponse {
+    pub body: String,
+    pub last_modified_date: Option<String>,
+}
+
+/// The position of a review in delivery order: its instant, then its id (ascending).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReviewKey {
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub nanos: i128,
+    pub id: String,
+}
+
+/// Digits in the zero-padded instant of [`ReviewKey::encode`]: wide enough for year 9999 in nanoseconds.
+const NANOS_WIDTH: usize = 21;
+
+impl ReviewKey {
+    /// A string whose byte order equals the key's order, so DynamoDB can compare it in a condition.
+    pub fn encode(&self) -> String {
+        format!("{:0width$}#{}", self.nanos, self.id, width = NANOS_WIDTH)
+    }
+
+    pub fn decode(encoded: &str) -> Option<Self> {
+        let (nanos, id) = encoded.split_once('#')?;
+        if nanos.len() != NANOS_WIDTH {
+            return None;
+        }
+        Some(Self {
+            nanos: nanos.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Parses an RFC 3339 date-time (any UTC offset, optional fraction, `Z`) to nanoseconds since the epoch.
+/// Instants before 1970 are refused: no App Store review predates the App Store.
+pub fn parse_instant(raw: &str) -> Option<i128> {
+    let nanos = OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()?
+        .unix_timestamp_nanos();
+    (nanos >= 0).then_some(nanos)
+}
+
+impl Review {
+    /// Builds a review; `None` when `created_date` is not an RFC 3339 instant.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        rating: Option<u8>,
+        title: Option<String>,
+        body: Option<String>,
+        reviewer_nickname: Option<String>,
+        territory: Option<String>,
+        created_date: String,
+        response: Option<DeveloperResponse>,
+    ) -> Option<Self> {
+        let nanos = parse_instant(&created_date)?;
+        let key = ReviewKey {
+            nanos,
+            id: id.clone(),
+        };
+        Some(Self {
+            id,
+            rating,
+            title,
+            body,
+            reviewer_nickname,
+            territory,
+            created_date,
+            response,
+            key,
+        })
+    }
+
+    pub fn key(&self) -> &ReviewKey {
+        &self.key
+    }
+
+    pub fn delivery_order(a: &Self, b: &Self) -> Ordering {
+        a.key.cmp(&b.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(id: &str, date: &str) -> Review {
+        Review::new(
+            id.into(),
+            Some(5),
+            None,
+            None,
+            None,
+            None,
+            date.into(),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn compares_instants_not_strings() {
+        // 08:10 at UTC-8 is 16:10 UTC, later than 10:00Z although the string sorts first.
+        let pacific = review("a", "2017-11-15T08:10:34-08:00");
+        let utc = review("b", "2017-11-15T10:00:00Z");
+        assert!(pacific.key() > utc.key());
+    }
+
+    #[test]
+    fn fractions_count() {
+        let whole = review("a", "2024-01-01T00:00:00Z");
+        let later = review("a", "2024-01-01T00:00:00.001Z");
+        assert!(later.key() > whole.key());
+    }
+
+    #[test]
+    fn ties_break_on_id() {
+        let a = review("100", "2024-01-01T00:00:00+01:00");
+        let b = review("99", "2023-12-31T23:00:00Z");
+        assert_eq!(a.key().nanos, b.key().nanos);
+        assert!(a.key() < b.key(), "\"100\" < \"99\" as strings");
+    }
+
+    #[test]
+    fn encoding_keeps_order_and_round_trips() {
+        let keys = [
+            review("b", "2017-11-15T08:10:34-08:00"),
+            review("a", "2017-11-15T16:10:34Z"),
+            review("ab", "2017-11-15T16:10:34Z"),
+            review("a", "2017-11-15T16:10:34.5Z"),
+            review("z", "2001-01-01T00:00:00Z"),
+        ];
+        for x in &keys {
+            assert_eq!(ReviewKey::decode(&x.key().encode()).as_ref(), Some(x.key()));
+            for y in &keys {
+                assert_eq!(
+                    x.key().cmp(y.key()),
+                    x.key().encode().cmp(&y.key().encode()),
+                    "{x:?} vs {y:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_non_dates() {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad:?}");
+        }
+    }
+}

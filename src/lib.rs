@@ -1,0 +1,14 @@
+//! review-relay: relays new App Store customer reviews to team chat webhooks.
+//!
+//! [`relay::run_once`] is the use case; [`handler::Relay`] wires it to AWS, App Store Connect and
+//! webhooks for the Lambda runtime and the `invoke` command.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod handler;
+pub mod ports;
+pub mod relay;
+pub mod secret;
+
+pub use relay::{AppStatus, AppSummary, RunOptions, RunSummary, run_once};

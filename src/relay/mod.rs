@@ -1,0 +1,323 @@
+//! The use case: one run over every configured app. Plain async code over the ports.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::domain::{AppId, AppState, Review, Watermark, select_new};
+use crate::ports::{
+    Notifier, Page, PageRequest, ReviewSource, SecretError, Secrets, SourceError, StateError,
+    StateStore,
+};
+use crate::secret::RelaySecret;
+
+/// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
+const APP_CONCURRENCY: usize = 4;
+
+pub struct Deps<'a> {
+    pub secrets: &'a dyn Secrets,
+    pub source: &'a dyn ReviewSource,
+    pub state: &'a dyn StateStore,
+    pub notifier: &'a dyn Notifier,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub apps: Vec<AppId>,
+    pub backfill_hours: u32,
+    /// Nanoseconds since the Unix epoch.
+    pub now_nanos: i128,
+    /// When the invocation must be finished by, if it has a limit.
+    pub deadline: Option<Instant>,
+    /// No new delivery starts with less than this left before the deadline.
+    pub deadline_margin: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RunSummary {
+    pub apps: Vec<AppSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AppSummary {
+    pub app_id: String,
+    pub status: AppStatus,
+    /// Reviews read from App Store Connect.
+    pub fetched: usize,
+    /// Of those, reviews not delivered before.
+    pub new: usize,
+    pub delivered: usize,
+    /// New reviews left for the next run.
+    pub pending: usize,
+    pub pages: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AppStatus {
+    Ok,
+    Failed,
+    /// The invocation's time ran short; progress is saved and the rest waits for the next run.
+    Deadline,
+}
+
+impl RunSummary {
+    /// `Some("app: cause; …")` when any app failed.
+    pub fn failure_message(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|a| a.status == AppStatus::Failed)
+            .map(|a| format!("{}: {}", a.app_id, a.error.as_deref().unwrap_or("failed")))
+            .collect();
+        (!failed.is_empty()).then(|| {
+            format!(
+                "{} of {} apps failed: {}",
+                failed.len(),
+                self.apps.len(),
+                failed.join("; ")
+            )
+        })
+    }
+
+    pub fn delivered(&self) -> usize {
+        self.apps.iter().map(|a| a.delivered).sum()
+    }
+}
+
+/// Runs every app once: fetch what is new, deliver it oldest first, advance the watermark after
+/// each delivery. One app's failure does not stop the others.
+pub async fn run_once(deps: &Deps<'_>, options: &RunOptions) -> RunSummary {
+    let secret = match deps.secrets.load(false).await {
+        Ok(secret) => secret,
+        Err(err) => return everyone_failed(&options.apps, &err),
+    };
+    let credentials = Credentials {
+        secrets: deps.secrets,
+        source: deps.source,
+        current: Mutex::new((secret, false)),
+    };
+    let apps = futures_util::stream::iter(&options.apps)
+        .map(|app| {
+            let span = info_span!("app", app_id = %app);
+            run_app(deps, &credentials, options, app).instrument(span)
+        })
+        .buffered(APP_CONCURRENCY)
+        .collect()
+        .await;
+    RunSummary { apps }
+}
+
+fn everyone_failed(apps: &[AppId], err: &SecretError) -> RunSummary {
+    let apps = apps
+        .iter()
+        .map(|app| AppSummary::new(app).failed(err.to_string()))
+        .collect();
+    RunSummary { apps }
+}
+
+impl AppSummary {
+    fn new(app: &AppId) -> Self {
+        Self {
+            app_id: app.to_string(),
+            status: AppStatus::Ok,
+            fetched: 0,
+            new: 0,
+            delivered: 0,
+            pending: 0,
+            pages: 0,
+            error: None,
+        }
+    }
+
+    fn failed(mut self, error: String) -> Self {
+        self.status = AppStatus::Failed;
+        self.error = Some(error);
+        self
+    }
+}
+
+/// The secret in use, re-read at most once per run when App Store Connect rejects the key.
+struct Credentials<'a> {
+    secrets: &'a dyn Secrets,
+    source: &'a dyn ReviewSource,
+    current: Mutex<(Arc<RelaySecret>, bool)>,
+}
+
+impl Credentials<'_> {
+    async fn current(&self) -> Arc<RelaySecret> {
+        self.current.lock().await.0.clone()
+    }
+
+    /// After a 401 with `rejected`: the secret to retry with, or `None` when a retry is pointless.
+    async fn after_rejection(
+        &self,
+        rejected: &Arc<RelaySecret>,
+    ) -> Result<Option<Arc<RelaySecret>>, SecretError> {
+        let mut current = self.current.lock().await;
+        if !Arc::ptr_eq(&current.0, rejected) {
+            return Ok(Some(current.0.clone()));
+        }
+        if current.1 {
+            return Ok(None);
+        }
+        current.1 = true;
+        warn!("App Store Connect rejected the token; signing a new one with the secret read again");
+        self.source.forget_token();
+        current.0 = self.secrets.load(true).await?;
+        Ok(Some(current.0.clone()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AppError {
+    #[error("{0}")]
+    State(#[from] StateError),
+    #[error("page {page}: {source}")]
+    Source { page: usize, source: SourceError },
+    #[error("{0}")]
+    Secret(#[from] SecretError),
+    #[error("review {review_id} to {destination}: {source}")]
+    Delivery {
+        review_id: String,
+        destination: String,
+        source: crate::ports::DeliveryError,
+    },
+}
+
+async fn run_app(
+    deps: &Deps<'_>,
+    credentials: &Credentials<'_>,
+    options: &RunOptions,
+    app: &AppId,
+) -> AppSummary {
+    let mut summary = AppSummary::new(app);
+    let result = relay_app(deps, credentials, options, app, &mut summary).await;
+    if let Err(err) = result {
+        summary = summary.failed(err.to_string());
+    }
+    summary.pending = summary.new - summary.delivered;
+    info!(
+        status = ?summary.status,
+        fetched = summary.fetched,
+        new = summary.new,
+        delivered = summary.delivered,
+        pending = summary.pending,
+        pages = summary.pages,
+        error = summary.error.as_deref(),
+        "app done"
+    );
+    summary
+}
+
+async fn relay_app(
+    deps: &Deps<'_>,
+    credentials: &Credentials<'_>,
+    options: &RunOptions,
+    app: &AppId,
+    summary: &mut AppSummary,
+) -> Result<(), AppError> {
+    let state = match deps.state.load(app).await? {
+        Some(state) => state,
+        None => {
+            let first = AppState::first_run(options.now_nanos, options.backfill_hours);
+            deps.state.create(app, &first).await?
+        }
+    };
+
+    let (fetched, secret) = fetch_new(deps, credentials, app, &state, summary).await?;
+    let fresh = select_new(&state, fetched);
+    summary.new = fresh.len();
+
+    for review in &fresh {
+        if let Some(deadline) = options.deadline
+            && deadline.saturating_duration_since(Instant::now()) < options.deadline_margin
+        {
+            summary.status = AppStatus::Deadline;
+            return Ok(());
+        }
+        for destination in &secret.destinations {
+            deps.notifier
+                .send(destination, app, review)
+                .await
+                .map_err(|source| AppError::Delivery {
+                    review_id: review.id.clone(),
+                    destination: destination.label.clone(),
+                    source,
+                })?;
+        }
+        deps.state.advance(app, &Watermark::of(review)).await?;
+        summary.delivered += 1;
+    }
+    Ok(())
+}
+
+/// Reads pages newest first until one reaches reviews older than anything that could be new.
+async fn fetch_new(
+    deps: &Deps<'_>,
+    credentials: &Credentials<'_>,
+    app: &AppId,
+    state: &AppState,
+    summary: &mut AppSummary,
+) -> Result<(Vec<Review>, Arc<RelaySecret>), AppError> {
+    let mut secret = credentials.current().await;
+    let mut reviews = Vec::new();
+    let mut request = PageRequest::First;
+    let mut followed = HashSet::new();
+    loop {
+        let page_number = summary.pages + 1;
+        let page = match deps.source.page(&secret.api_key, app, &request).await {
+            Err(SourceError::Unauthorized) => match credentials.after_rejection(&secret).await? {
+                Some(fresh) => {
+                    secret = fresh;
+                    continue;
+                }
+                None => Err(SourceError::Unauthorized),
+            },
+            other => other,
+        }
+        .map_err(|source| AppError::Source {
+            page: page_number,
+            source,
+        })?;
+        summary.pages = page_number;
+        summary.fetched += page.reviews.len();
+
+        let Page {
+            reviews: page_reviews,
+            next,
+        } = page;
+        let oldest = page_reviews.iter().map(|r| r.key().nanos).min();
+        reviews.extend(page_reviews);
+        let Some(next) = next else { break };
+        if oldest.is_none_or(|oldest| oldest < state.oldest_possible_new()) {
+            break;
+        }
+        if !followed.insert(page_identity(&next)) {
+            warn!(
+                page = page_number,
+                "links.next repeats an earlier page; stopping here"
+            );
+            break;
+        }
+        request = PageRequest::Next(next);
+    }
+    Ok((reviews, secret))
+}
+
+/// A page is the same page when its cursor is, whatever else the URL says.
+fn page_identity(url: &url::Url) -> String {
+    url.query_pairs()
+        .find(|(name, _)| name == "cursor")
+        .map_or_else(|| url.to_string(), |(_, cursor)| format!("cursor:{cursor}"))
+}
+
+#[cfg(test)]
+mod tests;

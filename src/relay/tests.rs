@@ -1,0 +1,390 @@
+//! Given/When/Then on in-memory ports.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use super::*;
+use crate::domain::parse_instant;
+use crate::ports::DeliveryError;
+use crate::secret::{ApiKey, Destination};
+
+const NOW: &str = "2024-06-01T12:00:00Z";
+
+fn secret() -> Arc<RelaySecret> {
+    let fields = serde_json::json!({
+        "issuer_id": "ISS",
+        "key_id": "K1",
+        "private_key": include_str!("../../tests/fixtures/keys/AuthKey_TESTKEY001.p8"),
+        "webhook_url": "https://example.com/hook",
+    });
+    Arc::new(RelaySecret::parse(&SecretString::from(fields.to_string()), None).unwrap())
+}
+
+fn review(id: &str, date: &str) -> Review {
+    Review::new(
+        id.into(),
+        Some(5),
+        None,
+        None,
+        None,
+        None,
+        date.into(),
+        None,
+    )
+    .unwrap()
+}
+
+fn app(id: &str) -> AppId {
+    AppId::parse(id).unwrap()
+}
+
+#[derive(Default)]
+struct FakeSecrets {
+    loads: AtomicUsize,
+    broken: bool,
+}
+
+#[async_trait]
+impl Secrets for FakeSecrets {
+    async fn load(&self, _refresh: bool) -> Result<Arc<RelaySecret>, SecretError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        if self.broken {
+            return Err(SecretError::NotAString {
+                secret_id: "s".into(),
+            });
+        }
+        Ok(secret())
+    }
+}
+
+/// Serves each app's reviews newest first in pages of `page_size`, like Apple.
+struct FakeSource {
+    reviews: Mutex<HashMap<AppId, Vec<Review>>>,
+    page_size: usize,
+    requests: AtomicUsize,
+    rejections_left: AtomicUsize,
+}
+
+impl FakeSource {
+    fn new(page_size: usize) -> Self {
+        Self {
+            reviews: Mutex::default(),
+            page_size,
+            requests: AtomicUsize::new(0),
+            rejections_left: AtomicUsize::new(0),
+        }
+    }
+
+    fn set(&self, app_id: &str, mut reviews: Vec<Review>) {
+        reviews.sort_by_key(|r| std::cmp::Reverse(r.key().nanos));
+        self.reviews.lock().unwrap().insert(app(app_id), reviews);
+    }
+}
+
+#[async_trait]
+impl ReviewSource for FakeSource {
+    async fn page(
+        &self,
+        _key: &ApiKey,
+        app: &AppId,
+        request: &PageRequest,
+    ) -> Result<Page, SourceError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        if self
+            .rejections_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(SourceError::Unauthorized);
+        }
+        let all = self.reviews.lock().unwrap().get(app).cloned();
+        let all = all.ok_or_else(|| SourceError::AppNotFound(app.clone()))?;
+        let offset = match request {
+            PageRequest::First => 0,
+            PageRequest::Next(url) => url.query().unwrap()["offset=".len()..].parse().unwrap(),
+        };
+        let end = (offset + self.page_size).min(all.len());
+        let next = (end < all.len())
+            .then(|| url::Url::parse(&format!("http://asc.test/p?offset={end}")).unwrap());
+        Ok(Page {
+            reviews: all[offset..end].to_vec(),
+            next,
+        })
+    }
+
+    fn forget_token(&self) {}
+}
+
+#[derive(Default)]
+struct MemoryState {
+    apps: Mutex<HashMap<AppId, AppState>>,
+}
+
+#[async_trait]
+impl StateStore for MemoryState {
+    async fn load(&self, app: &AppId) -> Result<Option<AppState>, StateError> {
+        Ok(self.apps.lock().unwrap().get(app).cloned())
+    }
+
+    async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
+        Ok(self
+            .apps
+            .lock()
+            .unwrap()
+            .entry(app.clone())
+            .or_insert_with(|| state.clone())
+            .clone())
+    }
+
+    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
+        let mut apps = self.apps.lock().unwrap();
+        let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
+        if state.watermark.as_ref().is_some_and(|w| w.key >= to.key) {
+            return Err(StateError::Conflict);
+        }
+        state.watermark = Some(to.clone());
+        Ok(())
+    }
+}
+
+/// Records what it accepted; refuses the deliveries whose 1-based attempt number is listed.
+#[derive(Default)]
+struct RecordingNotifier {
+    accepted: Mutex<Vec<(String, String)>>,
+    attempts: AtomicUsize,
+    refuse: Vec<usize>,
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn send(
+        &self,
+        _d: &Destination,
+        app: &AppId,
+        review: &Review,
+    ) -> Result<(), DeliveryError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.refuse.contains(&attempt) {
+            return Err(DeliveryError::Rejected {
+                status: 500,
+                first_line: "boom".into(),
+            });
+        }
+        self.accepted
+            .lock()
+            .unwrap()
+            .push((app.to_string(), review.id.clone()));
+        Ok(())
+    }
+}
+
+impl RecordingNotifier {
+    fn ids(&self, app_id: &str) -> Vec<String> {
+        self.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a == app_id)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+}
+
+struct World {
+    secrets: FakeSecrets,
+    source: FakeSource,
+    state: MemoryState,
+    notifier: RecordingNotifier,
+}
+
+impl World {
+    fn new(page_size: usize) -> Self {
+        Self {
+            secrets: FakeSecrets::default(),
+            source: FakeSource::new(page_size),
+            state: MemoryState::default(),
+            notifier: RecordingNotifier::default(),
+        }
+    }
+
+    async fn run(&self, apps: &[&str]) -> RunSummary {
+        let deps = Deps {
+            secrets: &self.secrets,
+            source: &self.source,
+            state: &self.state,
+            notifier: &self.notifier,
+        };
+        let options = RunOptions {
+            apps: apps.iter().map(|a| app(a)).collect(),
+            backfill_hours: 24,
+            now_nanos: parse_instant(NOW).unwrap(),
+            deadline: None,
+            deadline_margin: Duration::from_secs(5),
+        };
+        run_once(&deps, &options).await
+    }
+}
+
+#[tokio::test]
+async fn first_run_delivers_the_backfill_window_oldest_first_then_nothing() {
+    let world = World::new(2);
+    world.source.set(
+        "1",
+        vec![
+            review("too-old", "2024-05-30T12:00:00Z"),
+            review("b", "2024-06-01T10:00:00+02:00"),
+            review("a", "2024-06-01T07:00:00Z"),
+            review("c", "2024-06-01T11:00:00Z"),
+        ],
+    );
+    let first = world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1"), ["a", "b", "c"]);
+    assert_eq!(first.apps[0].status, AppStatus::Ok);
+    assert_eq!((first.apps[0].new, first.apps[0].delivered), (3, 3));
+
+    let second = world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1").len(), 3, "nothing twice");
+    assert_eq!(second.apps[0].delivered, 0);
+    assert_eq!(
+        second.apps[0].pages, 1,
+        "only the first page when nothing is new"
+    );
+}
+
+#[tokio::test]
+async fn failure_at_the_nth_delivery_keeps_the_first_and_resumes_in_order() {
+    let mut world = World::new(10);
+    world.notifier.refuse = vec![3];
+    world.source.set(
+        "1",
+        (1..=5)
+            .map(|i| review(&format!("r{i}"), &format!("2024-06-01T0{i}:00:00Z")))
+            .collect(),
+    );
+    let first = world.run(&["1"]).await;
+    assert_eq!(first.apps[0].status, AppStatus::Failed);
+    assert_eq!(first.apps[0].delivered, 2);
+    assert_eq!(first.apps[0].pending, 3);
+    let message = first.failure_message().unwrap();
+    assert!(
+        message.contains("1: review r3 to webhook_url (json): the webhook answered 500: boom"),
+        "{message}"
+    );
+
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1"), ["r1", "r2", "r3", "r4", "r5"]);
+}
+
+#[tokio::test]
+async fn ties_split_across_pages_are_all_found() {
+    let world = World::new(2);
+    let same = "2024-06-01T09:00:00Z";
+    world.source.set(
+        "1",
+        vec![review("x1", same), review("x2", same), review("x3", same)],
+    );
+    world.run(&["1"]).await;
+    world.source.set(
+        "1",
+        vec![
+            review("x1", same),
+            review("x2", same),
+            review("x3", same),
+            review("x4", same),
+        ],
+    );
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1"), ["x1", "x2", "x3", "x4"]);
+}
+
+#[tokio::test]
+async fn one_app_failing_does_not_stop_the_others() {
+    let world = World::new(5);
+    world
+        .source
+        .set("2", vec![review("only", "2024-06-01T11:00:00Z")]);
+    let summary = world.run(&["1", "2"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Failed);
+    assert_eq!(summary.apps[1].status, AppStatus::Ok);
+    assert_eq!(world.notifier.ids("2"), ["only"]);
+    let message = summary.failure_message().unwrap();
+    assert!(
+        message.starts_with("1 of 2 apps failed: 1: page 1: app 1 was not found"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_key_is_retried_once_with_the_secret_read_again() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
+    world.source.rejections_left.store(1, Ordering::SeqCst);
+    let summary = world.run(&["1"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Ok);
+    assert_eq!(world.secrets.loads.load(Ordering::SeqCst), 2);
+
+    world.source.rejections_left.store(10, Ordering::SeqCst);
+    world
+        .source
+        .set("1", vec![review("s", "2024-06-01T11:30:00Z")]);
+    let summary = world.run(&["1"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Failed);
+    assert!(summary.apps[0].error.as_deref().unwrap().contains("401"));
+    assert_eq!(
+        world.source.requests.load(Ordering::SeqCst),
+        1 + 1 + 2,
+        "one retry, not a loop"
+    );
+    assert_eq!(world.notifier.ids("1"), ["r"]);
+}
+
+#[tokio::test]
+async fn a_broken_secret_fails_every_app_and_touches_nothing() {
+    let mut world = World::new(5);
+    world.secrets.broken = true;
+    world
+        .source
+        .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
+    let summary = world.run(&["1", "2"]).await;
+    assert!(summary.apps.iter().all(|a| a.status == AppStatus::Failed));
+    assert_eq!(world.source.requests.load(Ordering::SeqCst), 0);
+    assert!(world.state.apps.lock().unwrap().is_empty());
+    assert!(
+        summary
+            .failure_message()
+            .unwrap()
+            .contains("has no SecretString")
+    );
+}
+
+#[tokio::test]
+async fn a_passed_deadline_saves_progress_and_reports_what_waits() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
+    let deps = Deps {
+        secrets: &world.secrets,
+        source: &world.source,
+        state: &world.state,
+        notifier: &world.notifier,
+    };
+    let options = RunOptions {
+        apps: vec![app("1")],
+        backfill_hours: 24,
+        now_nanos: parse_instant(NOW).unwrap(),
+        deadline: Some(Instant::now() + Duration::from_secs(2)),
+        deadline_margin: Duration::from_secs(5),
+    };
+    let summary = run_once(&deps, &options).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Deadline);
+    assert_eq!(summary.apps[0].pending, 1);
+    assert!(summary.failure_message().is_none());
+    assert!(world.notifier.ids("1").is_empty());
+}

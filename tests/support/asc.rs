@@ -1,0 +1,829 @@
+//! App Store Connect API double: `GET /v1/apps/{id}/customerReviews` and `GET /v1/apps/{id}`,
+//! with Apple's JWT checks, error bodies and cursor paging (shapes from
+//! tests/fixtures/asc-openapi/customer-reviews.openapi.json).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::keys;
+use super::server::BackgroundServer;
+
+/// Apple's limit on a token's lifetime (exp − iat), in seconds.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 1200;
+pub const AUDIENCE: &str = "appstoreconnect-v1";
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 200;
+
+/// Who may call: tokens must be signed by the private half of `public_key_pem` with `kid == key_id`.
+#[derive(Clone, Debug)]
+pub struct AscConfig {
+    pub public_key_pem: String,
+    pub key_id: String,
+    /// `Some` for a team key (`iss` must match); `None` for an individual key (`sub: "user"`, no `iss`).
+    pub issuer_id: Option<String>,
+}
+
+impl AscConfig {
+    /// Team key from the fixtures: [`keys::KEY_ID`], [`keys::ISSUER_ID`].
+    pub fn team() -> AscConfig {
+        AscConfig {
+            public_key_pem: keys::PUBLIC_KEY_PEM.to_string(),
+            key_id: keys::KEY_ID.to_string(),
+            issuer_id: Some(keys::ISSUER_ID.to_string()),
+        }
+    }
+
+    /// Individual key from the fixtures: [`keys::KEY_ID`], no issuer.
+    pub fn individual() -> AscConfig {
+        AscConfig {
+            issuer_id: None,
+            ..AscConfig::team()
+        }
+    }
+}
+
+/// One request the double received, whatever it answered.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Raw query string, without `?`.
+    pub query: Option<String>,
+    pub auth_ok: bool,
+    /// Why the token was refused (`None` when accepted).
+    pub auth_error: Option<String>,
+    /// The bearer token as sent, if any.
+    pub token: Option<String>,
+    /// Status the double answered with.
+    pub status: u16,
+}
+
+#[derive(Clone)]
+struct CannedFailure {
+    remaining: usize,
+    status: u16,
+    body: Value,
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Data {
+    reviews: HashMap<String, Vec<Value>>,
+    app_names: HashMap<String, String>,
+    requests: Vec<RecordedRequest>,
+    accepted_tokens: Vec<String>,
+    failure: Option<CannedFailure>,
+    delay: Duration,
+    page_overrides: HashMap<(String, usize), String>,
+    next_overrides: HashMap<(String, usize), String>,
+    review_list_requests: HashMap<String, usize>,
+}
+
+struct Shared {
+    config: AscConfig,
+    key: DecodingKey,
+    base_url: String,
+    data: Mutex<Data>,
+}
+
+/// A running ASC double; dropping it stops the server.
+pub struct AscDouble {
+    shared: Arc<Shared>,
+    server: BackgroundServer,
+}
+
+impl AscDouble {
+    /// Starts the double on 127.0.0.1 with a free port. Panics if the key is unusable.
+    pub fn start(config: AscConfig) -> AscDouble {
+        let key = DecodingKey::from_ec_pem(config.public_key_pem.as_bytes())
+            .unwrap_or_else(|e| panic!("AscDouble: public_key_pem is not an EC public key: {e}"));
+        let mut shared = None;
+        let server = BackgroundServer::spawn("asc", |addr| {
+            let state = Arc::new(Shared {
+                config,
+                key,
+                base_url: format!("http://{addr}"),
+                data: Mutex::new(Data::default()),
+            });
+            shared = Some(Arc::clone(&state));
+            Router::new().fallback(handle).with_state(state)
+        });
+        let shared = shared.expect("router built during spawn");
+        AscDouble { shared, server }
+    }
+
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    fn data(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.shared.data.lock().unwrap()
+    }
+
+    /// Replaces the reviews of `app_id` (stored order is the order with no `sort`).
+    /// An app with an empty list answers 200 with no data; an app never set answers 404.
+    pub fn set_reviews(&self, app_id: &str, reviews: Vec<Value>) {
+        self.data().reviews.insert(app_id.to_string(), reviews);
+    }
+
+    /// Adds one review to `app_id` (creating the app's list if needed).
+    pub fn push_review(&self, app_id: &str, review: Value) {
+        self.data()
+            .reviews
+            .entry(app_id.to_string())
+            .or_default()
+            .push(review);
+    }
+
+    /// Makes `GET /v1/apps/{app_id}` answer with this name (bundle id `com.example.app<app_id>`).
+    pub fn set_app_name(&self, app_id: &str, name: &str) {
+        self.data()
+            .app_names
+            .insert(app_id.to_string(), name.to_string());
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.data().requests.clone()
+    }
+
+    /// Every bearer token that passed verification, in arrival order (duplicates kept).
+    pub fn accepted_tokens(&self) -> Vec<String> {
+        self.data().accepted_tokens.clone()
+    }
+
+    /// How many `GET /v1/apps/{app_id}/customerReviews` requests arrived (any outcome).
+    pub fn review_list_requests(&self, app_id: &str) -> usize {
+        self.data()
+            .review_list_requests
+            .get(app_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The next `n` review-list requests (any app, after the token check) answer `status`
+    /// with `body` (JSON; `Value::Null` sends an empty body) and extra `headers`.
+    pub fn fail_next(&self, n: usize, status: u16, body: Value, headers: Vec<(String, String)>) {
+        self.data().failure = Some(CannedFailure {
+            remaining: n,
+            status,
+            body,
+            headers,
+        });
+    }
+
+    /// Delays every answer by `delay` (zero turns it off).
+    pub fn set_delay(&self, delay: Duration) {
+        self.data().delay = delay;
+    }
+
+    /// Page `page_index` (0-based, = offset / limit) of `app_id`'s review list answers 200
+    /// with this raw body instead of the real page.
+    pub fn set_page_override(&self, app_id: &str, page_index: usize, raw_body: String) {
+        self.data()
+            .page_overrides
+            .insert((app_id.to_string(), page_index), raw_body);
+    }
+
+    /// Page `page_index` of `app_id`'s review list carries this `links.next`, even on the last page.
+    pub fn set_next_link_override(&self, app_id: &str, page_index: usize, next: String) {
+        self.data()
+            .next_overrides
+            .insert((app_id.to_string(), page_index), next);
+    }
+
+    /// Drops recorded requests, tokens and counters (data and switches stay).
+    pub fn clear_requests(&self) {
+        let mut data = self.data();
+        data.requests.clear();
+        data.accepted_tokens.clear();
+        data.review_list_requests.clear();
+    }
+}
+
+/// A `customerReviews` resource as the API returns it; absent attributes are left out.
+pub fn review(
+    id: &str,
+    created_date: &str,
+    rating: u8,
+    title: Option<&str>,
+    body: Option<&str>,
+    nickname: Option<&str>,
+    territory: Option<&str>,
+) -> Value {
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("rating".into(), json!(rating));
+    if let Some(title) = title {
+        attributes.insert("title".into(), json!(title));
+    }
+    if let Some(body) = body {
+        attributes.insert("body".into(), json!(body));
+    }
+    if let Some(nickname) = nickname {
+        attributes.insert("reviewerNickname".into(), json!(nickname));
+    }
+    attributes.insert("createdDate".into(), json!(created_date));
+    if let Some(territory) = territory {
+        attributes.insert("territory".into(), json!(territory));
+    }
+    let apple = "https://api.appstoreconnect.apple.com/v1/customerReviews";
+    json!({
+        "type": "customerReviews",
+        "id": id,
+        "attributes": attributes,
+        "relationships": {
+            "response": {
+                "links": {
+                    "self": format!("{apple}/{id}/relationships/response"),
+                    "related": format!("{apple}/{id}/response"),
+                }
+            }
+        },
+        "links": { "self": format!("{apple}/{id}") }
+    })
+}
+
+/// An Apple `ErrorResponse` with one error.
+pub fn error_body(status: u16, code: &str, title: &str, detail: &str) -> Value {
+    json!({
+        "errors": [{
+            "id": error_id(),
+            "status": status.to_string(),
+            "code": code,
+            "title": title,
+            "detail": detail,
+        }]
+    })
+}
+
+/// Apple's answer to a missing, badly signed or expired token.
+pub fn not_authorized_body() -> Value {
+    error_body(
+        401,
+        "NOT_AUTHORIZED",
+        "Authentication credentials are missing or invalid.",
+        "Provide a properly configured and signed bearer token, and make sure that it has not expired. \
+         Learn more about Generating Tokens for API Requests https://developer.apple.com/go/?id=api-generating-tokens",
+    )
+}
+
+fn error_id() -> String {
+    // Unique enough for a test double; shaped like Apple's UUID ids.
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, AtomicOrdering::Relaxed);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos() as u128;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (nanos >> 32) as u32,
+        (nanos >> 16) as u16,
+        (n >> 12) & 0xfff,
+        n & 0xfff,
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(status: u16, body: &Value) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
+    }
+
+    fn error(status: u16, code: &str, title: &str, detail: &str) -> Reply {
+        Reply::json(status, &error_body(status, code, title, detail))
+    }
+
+    fn invalid_parameter(parameter: &str, detail: String) -> Reply {
+        let mut body = error_body(
+            400,
+            "PARAMETER_ERROR.INVALID",
+            "A parameter has an invalid value",
+            &detail,
+        );
+        body["errors"][0]["source"] = json!({ "parameter": parameter });
+        Reply::json(400, &body)
+    }
+
+    fn into_response(self) -> Response {
+        let mut builder = Response::builder()
+            .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+        if !self.body.is_empty() {
+            builder = builder.header("content-type", "application/json");
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Body::from(self.body))
+            .unwrap_or_else(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    let mut response = Response::new(Body::from(text.to_string()));
+    *response.status_mut() = status;
+    response
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer_token(&headers);
+    let auth = match &token {
+        Some(token) => shared.verify(token),
+        None => Err("no `Authorization: Bearer` header".to_string()),
+    };
+    let reply = match &auth {
+        Err(_) => Reply::json(401, &not_authorized_body()),
+        Ok(()) => shared.route(&method, &uri),
+    };
+    // Counted and recorded before the delay, so a client that gives up is still seen.
+    let delay = {
+        let mut data = shared.data.lock().unwrap();
+        if let Ok(()) = &auth
+            && let Some(token) = &token
+        {
+            data.accepted_tokens.push(token.clone());
+        }
+        if let Some(app_id) = review_list_app(uri.path()) {
+            *data
+                .review_list_requests
+                .entry(app_id.to_string())
+                .or_default() += 1;
+        }
+        data.requests.push(RecordedRequest {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            query: uri.query().map(str::to_string),
+            auth_ok: auth.is_ok(),
+            auth_error: auth.err(),
+            token,
+            status: reply.status,
+        });
+        data.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    reply.into_response()
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+/// `Some(app_id)` for `/v1/apps/{app_id}/customerReviews`.
+fn review_list_app(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/apps/")?;
+    let (app_id, tail) = rest.split_once('/')?;
+    (tail == "customerReviews" && !app_id.is_empty()).then_some(app_id)
+}
+
+impl Shared {
+    /// Apple's rules for API tokens; `Err` says which one failed.
+    fn verify(&self, token: &str) -> Result<(), String> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| format!("unreadable JWT header: {e}"))?;
+        if header.alg != Algorithm::ES256 {
+            return Err(format!("alg is {:?}, not ES256", header.alg));
+        }
+        if header.kid.as_deref() != Some(self.config.key_id.as_str()) {
+            return Err(format!(
+                "kid is {:?}, expected {:?}",
+                header.kid, self.config.key_id
+            ));
+        }
+        if header.typ.as_deref() != Some("JWT") {
+            return Err(format!("typ is {:?}, expected \"JWT\"", header.typ));
+        }
+        let mut validation = Validation::new(Algorithm::ES256);
+        // Exact checks below; the library only verifies the signature and exp without slack.
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        let claims = jsonwebtoken::decode::<Value>(token, &self.key, &validation)
+            .map_err(|e| format!("rejected by signature/exp check: {e}"))?
+            .claims;
+
+        if claims.get("aud").and_then(Value::as_str) != Some(AUDIENCE) {
+            return Err(format!(
+                "aud is {:?}, expected {AUDIENCE:?}",
+                claims.get("aud")
+            ));
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or("exp missing or not an integer")?;
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .ok_or("iat missing or not an integer")?;
+        if exp <= keys::now_secs() {
+            return Err(format!("token expired (exp {exp})"));
+        }
+        if exp - iat > MAX_TOKEN_LIFETIME_SECS {
+            return Err(format!(
+                "exp - iat = {} s, more than {MAX_TOKEN_LIFETIME_SECS} s",
+                exp - iat
+            ));
+        }
+        match &self.config.issuer_id {
+            Some(issuer) => {
+                if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
+                    return Err(format!(
+                        "iss is {:?}, expected {issuer:?}",
+                        claims.get("iss")
+                    ));
+                }
+            }
+            None => {
+                if claims.get("iss").is_some() {
+                    return Err("individual key token must not have iss".to_string());
+                }
+                if claims.get("sub").and_then(Value::as_str) != Some("user") {
+                    return Err(format!(
+                        "individual key token needs sub \"user\", got {:?}",
+                        claims.get("sub")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn route(&self, method: &Method, uri: &Uri) -> Reply {
+        let path = uri.path();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let route = match segments.as_slice() {
+            ["v1", "apps", id, "customerReviews"] if !id.is_empty() => Some((*id, true)),
+            ["v1", "apps", id] if !id.is_empty() => Some((*id, false)),
+            _ => None,
+        };
+        let Some((app_id, is_list)) = route else {
+            return Reply::error(
+                404,
+                "NOT_FOUND",
+                "The specified resource does not exist",
+                &format!("The path provided does not match a defined resource type. ({path})"),
+            );
+        };
+        if method != Method::GET {
+            return Reply::error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "The request method is not valid for the resource path.",
+                &format!(
+                    "The request method is not valid for the resource path. ({method} {path})"
+                ),
+            );
+        }
+        if is_list {
+            self.review_list(app_id, uri)
+        } else {
+            self.app(app_id, uri)
+        }
+    }
+
+    fn app(&self, app_id: &str, uri: &Uri) -> Reply {
+        let data = self.data.lock().unwrap();
+        match data.app_names.get(app_id) {
+            Some(name) => Reply::json(
+                200,
+                &json!({
+                    "data": {
+                        "type": "apps",
+                        "id": app_id,
+                        "attributes": { "name": name, "bundleId": format!("com.example.app{app_id}") },
+                        "links": { "self": format!("{}/v1/apps/{app_id}", self.base_url) },
+                    },
+                    "links": { "self": self.absolute(uri) },
+                }),
+            ),
+            None => not_found("apps", app_id),
+        }
+    }
+
+    fn absolute(&self, uri: &Uri) -> String {
+        match uri.query() {
+            Some(q) => format!("{}{}?{q}", self.base_url, uri.path()),
+            None => format!("{}{}", self.base_url, uri.path()),
+        }
+    }
+
+    fn review_list(&self, app_id: &str, uri: &Uri) -> Reply {
+        let params: Vec<(String, String)> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+        let query = match ListQuery::parse(&params) {
+            Ok(q) => q,
+            Err(reply) => return reply,
+        };
+
+        let mut data = self.data.lock().unwrap();
+        if let Some(failure) = data.failure.as_mut()
+            && failure.remaining > 0
+        {
+            failure.remaining -= 1;
+            let failure = failure.clone();
+            return Reply {
+                status: failure.status,
+                headers: failure.headers,
+                body: if failure.body.is_null() {
+                    String::new()
+                } else {
+                    failure.body.to_string()
+                },
+            };
+        }
+        let Some(all) = data.reviews.get(app_id) else {
+            return not_found("apps", app_id);
+        };
+
+        let mut reviews: Vec<Value> = all.iter().filter(|r| query.keeps(r)).cloned().collect();
+        // Vec::sort_by is stable: ties keep their stored order.
+        reviews.sort_by(|a, b| query.compare(a, b));
+
+        let total = reviews.len();
+        let page_index = query.offset / query.limit;
+        if let Some(raw) = data.page_overrides.get(&(app_id.to_string(), page_index)) {
+            return Reply {
+                status: 200,
+                headers: Vec::new(),
+                body: raw.clone(),
+            };
+        }
+        let end = (query.offset + query.limit).min(total);
+        let page: Vec<Value> = reviews
+            .get(query.offset.min(total)..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| query.project(r))
+            .collect();
+
+        let mut links = json!({ "self": self.absolute(uri) });
+        let next = match data.next_overrides.get(&(app_id.to_string(), page_index)) {
+            Some(next) => Some(next.clone()),
+            None if end < total => Some(self.next_link(uri.path(), &params, end, query.limit)),
+            None => None,
+        };
+        if let Some(next) = next {
+            links["next"] = json!(next);
+        }
+        Reply::json(
+            200,
+            &json!({
+                "data": page,
+                "links": links,
+                "meta": { "paging": { "total": total, "limit": query.limit } },
+            }),
+        )
+    }
+
+    /// The request's own parameters with `cursor` (and `limit`) set for the page at `offset`.
+    fn next_link(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        offset: usize,
+        limit: usize,
+    ) -> String {
+        let mut pairs: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "cursor" && k != "limit")
+            .cloned()
+            .collect();
+        pairs.push(("cursor".into(), encode_cursor(offset)));
+        pairs.push(("limit".into(), limit.to_string()));
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("{}{path}?{query}", self.base_url)
+    }
+}
+
+fn not_found(resource_type: &str, id: &str) -> Reply {
+    Reply::error(
+        404,
+        "NOT_FOUND",
+        "The specified resource does not exist",
+        &format!("There is no resource of type '{resource_type}' with id '{id}'"),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum SortKey {
+    CreatedDate,
+    Rating,
+}
+
+struct ListQuery {
+    limit: usize,
+    offset: usize,
+    sort: Vec<(SortKey, bool)>,
+    ratings: Option<Vec<String>>,
+    territories: Option<Vec<String>>,
+    fields: Option<Vec<String>>,
+}
+
+impl ListQuery {
+    fn parse(params: &[(String, String)]) -> Result<ListQuery, Reply> {
+        let mut q = ListQuery {
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+            sort: Vec::new(),
+            ratings: None,
+            territories: None,
+            fields: None,
+        };
+        let list = |v: &str| v.split(',').map(str::to_string).collect::<Vec<_>>();
+        for (name, value) in params {
+            let invalid = || {
+                Reply::invalid_parameter(
+                    name,
+                    format!("'{value}' is not a valid value for the parameter '{name}'."),
+                )
+            };
+            match name.as_str() {
+                "limit" => match value.parse::<usize>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
+                    _ => return Err(invalid()),
+                },
+                "cursor" => q.offset = decode_cursor(value).ok_or_else(invalid)?,
+                "sort" => {
+                    for key in value.split(',') {
+                        let (field, descending) = match key.strip_prefix('-') {
+                            Some(field) => (field, true),
+                            None => (key, false),
+                        };
+                        let field = match field {
+                            "createdDate" => SortKey::CreatedDate,
+                            "rating" => SortKey::Rating,
+                            _ => return Err(invalid()),
+                        };
+                        q.sort.push((field, descending));
+                    }
+                }
+                "include" => {
+                    if !value
+                        .split(',')
+                        .all(|v| v == "response" || v == "reviewTerritory")
+                    {
+                        return Err(invalid());
+                    }
+                }
+                "filter[rating]" => q.ratings = Some(list(value)),
+                "filter[territory]" => q.territories = Some(list(value)),
+                "fields[customerReviews]" => q.fields = Some(list(value)),
+                // Valid for Apple but only affect included resources, which the double never sends.
+                "fields[customerReviewResponses]" | "fields[territories]" => {}
+                "filter[reviewTerritory]" | "exists[publishedResponse]" => {
+                    return Err(Reply::invalid_parameter(
+                        name,
+                        format!("The parameter '{name}' is not implemented by the test double."),
+                    ));
+                }
+                _ => {
+                    return Err(Reply::invalid_parameter(
+                        name,
+                        format!("The parameter '{name}' can not be used with this request"),
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    fn keeps(&self, review: &Value) -> bool {
+        let attrs = &review["attributes"];
+        if let Some(ratings) = &self.ratings {
+            let rating = attrs["rating"].as_i64().map(|r| r.to_string());
+            if !ratings.iter().any(|r| Some(r) == rating.as_ref()) {
+                return false;
+            }
+        }
+        if let Some(territories) = &self.territories {
+            let territory = attrs["territory"].as_str();
+            if !territories.iter().any(|t| Some(t.as_str()) == territory) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn compare(&self, a: &Value, b: &Value) -> Ordering {
+        for &(key, descending) in &self.sort {
+            let ordering = match key {
+                SortKey::CreatedDate => created(a).cmp(&created(b)),
+                SortKey::Rating => a["attributes"]["rating"]
+                    .as_i64()
+                    .cmp(&b["attributes"]["rating"].as_i64()),
+            };
+            let ordering = if descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+        }
+        Ordering::Equal
+    }
+
+    /// Applies `fields[customerReviews]` to the attributes.
+    fn project(&self, review: &Value) -> Value {
+        let mut review = review.clone();
+        if let Some(fields) = &self.fields
+            && let Some(attrs) = review["attributes"].as_object_mut()
+        {
+            attrs.retain(|k, _| fields.iter().any(|f| f == k));
+        }
+        review
+    }
+}
+
+/// The review's createdDate as an instant (so offsets compare correctly); `None` sorts first.
+fn created(review: &Value) -> Option<OffsetDateTime> {
+    review["attributes"]["createdDate"]
+        .as_str()
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
+}
+
+// Cursors look like Apple's: base64 of `{"offset":"<n>"}`.
+fn encode_cursor(offset: usize) -> String {
+    base64_encode(format!("{{\"offset\":\"{offset}\"}}").as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    let bytes = base64_decode(cursor)?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value["offset"].as_str()?.parse().ok()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(input: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    let input = input.trim_end_matches('=');
+    let mut out = Vec::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in input.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}

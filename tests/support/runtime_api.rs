@@ -1,0 +1,369 @@
+//! Lambda Runtime API double (version 2018-06-01) and a runner for the built bootstrap binary.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::server::BackgroundServer;
+
+pub const FUNCTION_NAME: &str = "review-relay";
+pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:review-relay";
+
+/// How long [`RuntimeApi::invoke`] waits beyond the invocation's own timeout.
+pub const INVOKE_GRACE: Duration = Duration::from_secs(10);
+
+/// What the function answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invocation {
+    /// Body posted to `/response` (JSON, or a JSON string if it was not JSON).
+    Ok(Value),
+    /// Body posted to `/error` (`{errorType, errorMessage, ...}`), or the init error if the
+    /// runtime reported one while the invocation was pending (as Lambda would answer).
+    Err(Value),
+}
+
+struct Event {
+    id: String,
+    body: Value,
+    deadline_ms: i64,
+}
+
+struct Shared {
+    events: mpsc::UnboundedSender<Event>,
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Invocation>>>,
+    init_error: watch::Sender<Option<Value>>,
+    next_calls: AtomicU64,
+}
+
+/// A running Runtime API double; dropping it stops the server.
+pub struct RuntimeApi {
+    shared: Arc<Shared>,
+    server: BackgroundServer,
+}
+
+impl RuntimeApi {
+    pub fn start() -> RuntimeApi {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            events: tx,
+            queue: tokio::sync::Mutex::new(rx),
+            pending: Mutex::new(HashMap::new()),
+            init_error: watch::Sender::new(None),
+            next_calls: AtomicU64::new(0),
+        });
+        let state = Arc::clone(&shared);
+        let server = BackgroundServer::spawn("runtime-api", |_| {
+            Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route(
+                    "/2018-06-01/runtime/invocation/{id}/response",
+                    post(response),
+                )
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+                .route("/2018-06-01/runtime/init/error", post(init_error))
+                .with_state(state)
+        });
+        RuntimeApi { shared, server }
+    }
+
+    /// `127.0.0.1:<port>`, the value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        self.server.addr().to_string()
+    }
+
+    /// Queues `event` with a deadline of now + `timeout` and waits for the function's answer.
+    /// Panics if none arrives within `timeout` + [`INVOKE_GRACE`].
+    pub async fn invoke(&self, event: Value, timeout: Duration) -> Invocation {
+        let id = request_id();
+        let deadline_ms = now_ms() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
+        let (tx, rx) = oneshot::channel();
+        self.shared.pending.lock().unwrap().insert(id.clone(), tx);
+        self.shared
+            .events
+            .send(Event {
+                id: id.clone(),
+                body: event,
+                deadline_ms,
+            })
+            .expect("runtime API queue is open while the double lives");
+
+        let mut init_error = self.shared.init_error.subscribe();
+        let wait = timeout + INVOKE_GRACE;
+        tokio::select! {
+            answer = rx => answer.expect("pending invocations are only dropped after answering"),
+            Ok(init) = init_error.wait_for(Option::is_some) => {
+                self.shared.pending.lock().unwrap().remove(&id);
+                Invocation::Err(init.clone().unwrap_or(Value::Null))
+            }
+            _ = tokio::time::sleep(wait) => {
+                self.shared.pending.lock().unwrap().remove(&id);
+                panic!(
+                    "runtime API: invocation {id} got no response or error within {wait:?} \
+                     (the function polled /next {} times)",
+                    self.next_calls()
+                );
+            }
+        }
+    }
+
+    /// The body posted to `/runtime/init/error`, if any.
+    pub fn init_error(&self) -> Option<Value> {
+        self.shared.init_error.borrow().clone()
+    }
+
+    /// Waits for an init error; panics if none is reported within `timeout`.
+    pub async fn wait_init_error(&self, timeout: Duration) -> Value {
+        let mut rx = self.shared.init_error.subscribe();
+        match tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(value)) => value.clone().unwrap_or(Value::Null),
+            _ => panic!("runtime API: no init error reported within {timeout:?}"),
+        }
+    }
+
+    /// How many times `/invocation/next` was called (including the poll still waiting).
+    pub fn next_calls(&self) -> u64 {
+        self.shared.next_calls.load(Ordering::Relaxed)
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn counter() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn request_id() -> String {
+    let n = counter();
+    let ms = now_ms() as u64;
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        ms & 0xffff_ffff,
+        (ms >> 32) & 0xffff,
+        (n >> 12) & 0xfff,
+        n & 0xfff,
+        u64::from(std::process::id()) << 16 | (n & 0xffff)
+    )
+}
+
+fn trace_id() -> String {
+    let n = counter();
+    let secs = now_ms() / 1000;
+    format!("Root=1-{secs:08x}-{n:024x};Parent={n:016x};Sampled=0")
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("valid response parts")
+}
+
+/// Long-polls until an event is queued, like the real API.
+async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    shared.next_calls.fetch_add(1, Ordering::Relaxed);
+    let event = shared.queue.lock().await.recv().await;
+    let Some(event) = event else {
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"errorType": "Shutdown"}),
+        );
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("lambda-runtime-aws-request-id", &event.id)
+        .header("lambda-runtime-deadline-ms", event.deadline_ms.to_string())
+        .header("lambda-runtime-invoked-function-arn", FUNCTION_ARN)
+        .header("lambda-runtime-trace-id", trace_id())
+        .body(Body::from(event.body.to_string()))
+        .expect("valid response parts")
+}
+
+fn body_value(body: &Bytes) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+fn answer(shared: &Shared, id: &str, result: Invocation) -> Response {
+    match shared.pending.lock().unwrap().remove(id) {
+        Some(tx) => {
+            // The invoker may have given up already; nothing to do then.
+            let _ = tx.send(result);
+            json_response(StatusCode::ACCEPTED, json!({"status": "OK"}))
+        }
+        None => json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"errorType": "InvalidRequestID", "errorMessage": format!("unknown or already answered request id {id}")}),
+        ),
+    }
+}
+
+async fn response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    answer(&shared, &id, Invocation::Ok(body_value(&body)))
+}
+
+async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    answer(&shared, &id, Invocation::Err(body_value(&body)))
+}
+
+async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    shared.init_error.send_replace(Some(body_value(&body)));
+    json_response(StatusCode::ACCEPTED, json!({"status": "OK"}))
+}
+
+/// The function binary running against a [`RuntimeApi`]; dropping it kills the process.
+pub struct LambdaProcess {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl LambdaProcess {
+    /// The binary cargo built for this test (`target/release/review-relay` under `--release`).
+    pub fn binary_path() -> PathBuf {
+        // Cargo sets CARGO_BIN_EXE_* for integration tests only; examples fall back to the path.
+        match option_env!("CARGO_BIN_EXE_review-relay") {
+            Some(path) => PathBuf::from(path),
+            None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/review-relay"),
+        }
+    }
+
+    /// Starts the binary with the environment Lambda gives a custom runtime, pointed at
+    /// `runtime_api` (see [`RuntimeApi::address`]), plus `extra_env` (which wins on conflicts).
+    /// The inherited environment is cleared (PATH, RUST_LOG and RUST_BACKTRACE are kept) so
+    /// the developer's AWS settings cannot leak in.
+    pub fn spawn(runtime_api: &str, extra_env: &[(String, String)]) -> LambdaProcess {
+        let binary = Self::binary_path();
+        if !binary.exists() {
+            panic!(
+                "{} does not exist: build it with cargo build --release",
+                binary.display()
+            );
+        }
+        let mut command = Command::new(&binary);
+        command.env_clear();
+        for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE"] {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2026/11/26/[$LATEST]00000000000000000000000000000000",
+            )
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/review-relay")
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("_HANDLER", "bootstrap")
+            .env("LANG", "en_US.UTF-8")
+            .env("TZ", ":UTC")
+            .envs(extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        collect_lines(stdout, Arc::clone(&output));
+        collect_lines(stderr, Arc::clone(&output));
+        LambdaProcess { child, output }
+    }
+
+    /// Everything the process wrote to stdout and stderr so far (interleaved by line).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the output contains `needle`; panics with the output after `timeout`.
+    pub async fn wait_for_output(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.output().contains(needle) {
+            if Instant::now() >= deadline {
+                panic!(
+                    "lambda output did not contain {needle:?} within {timeout:?}; output:\n{}",
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The exit status if the process exits within `timeout`, else `None` (still running).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for LambdaProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn collect_lines(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        // Bytes, not String lines: one invalid UTF-8 byte must not stop the capture.
+        while let Ok(n) = reader.read_until(b'\n', &mut line) {
+            if n == 0 {
+                break;
+            }
+            let mut out = sink.lock().unwrap();
+            out.push_str(&String::from_utf8_lossy(&line));
+            if !line.ends_with(b"\n") {
+                out.push('\n');
+            }
+            line.clear();
+        }
+    });
+}
