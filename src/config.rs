@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use url::Url;
 
@@ -21,9 +22,27 @@ pub struct Config {
     /// Without a trailing slash.
     pub asc_base_url: Url,
     pub backfill_hours: u32,
+    /// How far before the newest delivered review a late-published review is still delivered.
+    pub overlap_hours: u32,
+    /// How long delivered review ids are remembered (TTL of their items).
+    pub retention_days: u32,
     pub webhook_format: Option<WebhookFormat>,
     /// No delivery starts with less than this left before the invocation's deadline.
-    pub deadline_margin_seconds: u64,
+    pub deadline_margin: Duration,
+    pub webhook_retry: RetryPolicy,
+    pub asc_retry: RetryPolicy,
+}
+
+/// How often and how patiently a failed HTTP call is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// The wait before the second try; it doubles each time, up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest a `Retry-After` header is obeyed.
+    pub retry_after_max: Duration,
 }
 
 /// How a destination's messages are shaped.
@@ -101,18 +120,26 @@ impl Config {
             reason,
         })?;
 
-        let backfill_hours = match get("BACKFILL_HOURS") {
-            None => DEFAULT_BACKFILL_HOURS,
+        let number = |var: &'static str, default: u64, max: u64, unit: &str| match get(var) {
+            None => Ok(default),
             Some(raw) => raw
-                .parse::<u32>()
+                .parse::<u64>()
                 .ok()
-                .filter(|h| *h <= MAX_BACKFILL_HOURS)
+                .filter(|n| *n <= max)
                 .ok_or_else(|| ConfigError::Invalid {
-                    var: "BACKFILL_HOURS",
-                    reason: format!(
-                        "`{raw}` is not a whole number of hours between 0 and {MAX_BACKFILL_HOURS}"
-                    ),
-                })?,
+                    var,
+                    reason: format!("`{raw}` is not a whole number of {unit} between 0 and {max}"),
+                }),
+        };
+        let at_least_one = |var: &'static str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid {
+                    var,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(value)
+            }
         };
 
         let webhook_format = get("WEBHOOK_FORMAT")
@@ -124,26 +151,63 @@ impl Config {
             })
             .transpose()?;
 
-        let deadline_margin_seconds = match get("DEADLINE_MARGIN_SECONDS") {
-            None => DEFAULT_DEADLINE_MARGIN_SECONDS,
-            Some(raw) => raw
-                .parse::<u64>()
-                .ok()
-                .filter(|s| *s <= 900)
-                .ok_or_else(|| ConfigError::Invalid {
-                    var: "DEADLINE_MARGIN_SECONDS",
-                    reason: format!("`{raw}` is not a whole number of seconds between 0 and 900"),
-                })?,
+        let webhook_retry = RetryPolicy {
+            attempts: at_least_one(
+                "WEBHOOK_MAX_ATTEMPTS",
+                number("WEBHOOK_MAX_ATTEMPTS", 5, 20, "attempts")?,
+            )? as u32,
+            first_delay: Duration::from_millis(number(
+                "RETRY_BASE_MS",
+                500,
+                60_000,
+                "milliseconds",
+            )?),
+            max_delay: Duration::from_millis(number(
+                "RETRY_MAX_MS",
+                8_000,
+                300_000,
+                "milliseconds",
+            )?),
+            retry_after_max: Duration::from_secs(number(
+                "RETRY_AFTER_MAX_SECONDS",
+                60,
+                900,
+                "seconds",
+            )?),
+        };
+        let asc_retry = RetryPolicy {
+            attempts: at_least_one(
+                "ASC_MAX_ATTEMPTS",
+                number("ASC_MAX_ATTEMPTS", 4, 20, "attempts")?,
+            )? as u32,
+            ..webhook_retry
         };
 
         Ok(Self {
+            backfill_hours: number(
+                "BACKFILL_HOURS",
+                DEFAULT_BACKFILL_HOURS.into(),
+                MAX_BACKFILL_HOURS.into(),
+                "hours",
+            )? as u32,
+            overlap_hours: number("OVERLAP_HOURS", 72, 24 * 30, "hours")? as u32,
+            retention_days: at_least_one(
+                "DELIVERED_RETENTION_DAYS",
+                number("DELIVERED_RETENTION_DAYS", 30, 365, "days")?,
+            )? as u32,
+            deadline_margin: Duration::from_secs(number(
+                "DEADLINE_MARGIN_SECONDS",
+                DEFAULT_DEADLINE_MARGIN_SECONDS,
+                900,
+                "seconds",
+            )?),
+            webhook_retry,
+            asc_retry,
             app_ids,
             secret_id: required("SECRET_ID")?.to_owned(),
             table_name: required("TABLE_NAME")?.to_owned(),
             asc_base_url,
-            backfill_hours,
             webhook_format,
-            deadline_margin_seconds,
         })
     }
 }
@@ -207,6 +271,19 @@ mod tests {
         );
         assert_eq!(config.backfill_hours, 24);
         assert_eq!(config.webhook_format, None);
+        assert_eq!(config.overlap_hours, 72);
+        assert_eq!(config.retention_days, 30);
+        assert_eq!(config.deadline_margin, Duration::from_secs(5));
+        assert_eq!(
+            config.webhook_retry,
+            RetryPolicy {
+                attempts: 5,
+                first_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(8),
+                retry_after_max: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(config.asc_retry.attempts, 4);
     }
 
     #[test]
@@ -224,6 +301,16 @@ mod tests {
             (vars(&[("BACKFILL_HOURS", "-1")]), "BACKFILL_HOURS"),
             (vars(&[("BACKFILL_HOURS", "1e3")]), "BACKFILL_HOURS"),
             (vars(&[("WEBHOOK_FORMAT", "teams")]), "WEBHOOK_FORMAT"),
+            (vars(&[("OVERLAP_HOURS", "lots")]), "OVERLAP_HOURS"),
+            (
+                vars(&[("WEBHOOK_MAX_ATTEMPTS", "0")]),
+                "WEBHOOK_MAX_ATTEMPTS",
+            ),
+            (
+                vars(&[("DELIVERED_RETENTION_DAYS", "0")]),
+                "DELIVERED_RETENTION_DAYS",
+            ),
+            (vars(&[("RETRY_BASE_MS", "99999999")]), "RETRY_BASE_MS"),
             (
                 vars(&[("ASC_BASE_URL", "http://api.example.com")]),
                 "ASC_BASE_URL",

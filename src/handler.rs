@@ -1,6 +1,6 @@
 //! The invocation: an event in, a [`RunSummary`] out, for Lambda and for the `invoke` command.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -49,18 +49,37 @@ impl Relay {
                 config.secret_id.clone(),
                 config.webhook_format,
             ),
-            source: AppStoreClient::new(http.clone(), config.asc_base_url.clone()),
+            source: AppStoreClient::new(
+                http.clone(),
+                config.asc_base_url.clone(),
+                config.asc_retry,
+            ),
             state: DynamoStateStore::new(
                 aws_sdk_dynamodb::Client::new(&aws),
                 config.table_name.clone(),
             ),
-            notifier: WebhookNotifier::new(http),
+            notifier: WebhookNotifier::new(http, config.webhook_retry),
             config,
         })
     }
 
-    /// One run. Unknown event fields are ignored, so scheduler, rule and manual events all work.
-    pub async fn handle(&self, _event: &Value, deadline: Option<Instant>) -> RunSummary {
+    /// One run. `deadline_ms` is when the invocation must end (Unix ms), if it has a limit;
+    /// `holder` names the invocation in the per-app leases. Unknown event fields are ignored, so
+    /// scheduler, rule and manual events all work.
+    pub async fn handle(
+        &self,
+        _event: &Value,
+        deadline_ms: Option<i64>,
+        holder: String,
+    ) -> RunSummary {
+        let now = OffsetDateTime::now_utc();
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let deadline = deadline_ms.map(|ms| {
+            Instant::now() + Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0))
+        });
+        // A lease outlives its invocation by a little, so a crashed run holds an app no longer than
+        // its own time limit; without a limit (the invoke command) it lasts Lambda's longest run.
+        let lease_until_ms = deadline_ms.unwrap_or(now_ms + LONGEST_RUN_MS) + LEASE_GRACE_MS;
         let deps = Deps {
             secrets: &self.secrets,
             source: &self.source,
@@ -70,9 +89,13 @@ impl Relay {
         let options = RunOptions {
             apps: self.config.app_ids.clone(),
             backfill_hours: self.config.backfill_hours,
-            now_nanos: OffsetDateTime::now_utc().unix_timestamp_nanos(),
+            overlap_hours: self.config.overlap_hours,
+            retention_days: self.config.retention_days,
+            holder,
+            lease_until_ms,
+            now_nanos: now.unix_timestamp_nanos(),
             deadline,
-            deadline_margin: Duration::from_secs(self.config.deadline_margin_seconds),
+            deadline_margin: self.config.deadline_margin,
         };
         let summary = run_once(&deps, &options).await;
         let line = serde_json::to_string(&summary).unwrap_or_default();
@@ -85,15 +108,17 @@ impl Relay {
 
     /// The Lambda entry: the summary, or an error listing each failed app.
     pub async fn handle_lambda(&self, event: LambdaEvent<Value>) -> Result<RunSummary, RunFailed> {
-        let deadline = event
-            .context
-            .deadline()
-            .duration_since(SystemTime::now())
-            .map_or_else(|_| Instant::now(), |left| Instant::now() + left);
-        let summary = self.handle(&event.payload, Some(deadline)).await;
+        let deadline_ms = i64::try_from(event.context.deadline).ok();
+        let summary = self
+            .handle(&event.payload, deadline_ms, event.context.request_id)
+            .await;
         match summary.failure_message() {
             None => Ok(summary),
             Some(message) => Err(RunFailed(message)),
         }
     }
 }
+
+/// Lambda's longest allowed run.
+const LONGEST_RUN_MS: i64 = 15 * 60 * 1_000;
+const LEASE_GRACE_MS: i64 = 5_000;

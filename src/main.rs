@@ -66,7 +66,14 @@ async fn invoke(path: &str) -> ExitCode {
     let Some(relay) = relay().await else {
         return ExitCode::FAILURE;
     };
-    let summary = relay.handle(&event, None).await;
+    let holder = format!(
+        "invoke-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let summary = relay.handle(&event, None, holder).await;
     println!(
         "{}",
         serde_json::to_string_pretty(&summary).unwrap_or_default()

@@ -2,6 +2,7 @@
 //! webhooks; unit tests implement them in memory.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -45,11 +46,13 @@ pub struct Page {
 
 #[async_trait]
 pub trait ReviewSource: Send + Sync {
+    /// Reads one page, retrying rate limits and server faults but never past `give_up_at`.
     async fn page(
         &self,
         key: &ApiKey,
         app: &AppId,
         request: &PageRequest,
+        give_up_at: Option<Instant>,
     ) -> Result<Page, SourceError>;
 
     /// Drops any cached token, so the next request signs a fresh one.
@@ -68,12 +71,18 @@ pub enum SourceError {
     Forbidden,
     #[error("app {0} was not found (404): check APP_IDS, and that the API key's team owns the app")]
     AppNotFound(AppId),
-    #[error("App Store Connect rate limit exceeded (429)")]
-    RateLimited,
-    #[error("App Store Connect answered {status}{detail}")]
-    Status { status: u16, detail: String },
-    #[error("cannot reach App Store Connect: {0}")]
-    Transport(String),
+    #[error("App Store Connect rate limit exceeded (429 RATE_LIMIT_EXCEEDED){}", tries(*.attempts))]
+    RateLimited { attempts: u32 },
+    #[error("App Store Connect answered {status}{detail}{}", tries(*.attempts))]
+    Status {
+        status: u16,
+        detail: String,
+        attempts: u32,
+    },
+    #[error("cannot reach App Store Connect: {cause}{}", tries(*.attempts))]
+    Transport { cause: String, attempts: u32 },
+    #[error("cannot sign the token: {0}")]
+    Signing(String),
     #[error("the response could not be parsed: {0}")]
     Unparseable(String),
     #[error("links.next points outside ASC_BASE_URL's origin; refusing to send the token there")]
@@ -83,20 +92,45 @@ pub enum SourceError {
 /// The per-app delivery state in the table.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    async fn load(&self, app: &AppId) -> Result<Option<AppState>, StateError>;
+    /// The app's state with the ids delivered since `window_start(overlap_hours)`; `None` on a
+    /// first run.
+    async fn load(&self, app: &AppId, overlap_hours: u32) -> Result<Option<AppState>, StateError>;
 
     /// Writes a first-run state unless one exists; returns what the table holds afterwards.
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError>;
 
-    /// Moves the watermark forward to `to`; refuses to move it backwards or sideways.
-    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError>;
+    /// Records one delivered review, in one write: its id (kept until `keep_until_secs`, Unix
+    /// seconds) and, when `advance` is set, the watermark moved forward to it. Refuses a review
+    /// already recorded and a watermark that would move backwards.
+    async fn record(
+        &self,
+        app: &AppId,
+        delivered: &Watermark,
+        advance: bool,
+        keep_until_secs: i64,
+    ) -> Result<(), StateError>;
+
+    /// Takes the app's lease for `holder` until `until_ms` (Unix ms) unless another holder's lease
+    /// is still running at `now_ms`. `false` when someone else holds it.
+    async fn acquire_lease(
+        &self,
+        app: &AppId,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StateError>;
+
+    /// Gives the lease back if `holder` still has it.
+    async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("DynamoDB: {0}")]
     Store(String),
-    #[error("the stored watermark is already at or past this review: another run delivered it")]
+    #[error(
+        "the table already records this review as delivered, or its watermark is past it: another run delivered it"
+    )]
     Conflict,
     #[error("the state item for this app is malformed: {0}")]
     Malformed(String),
@@ -105,18 +139,32 @@ pub enum StateError {
 /// Sends messages to a destination.
 #[async_trait]
 pub trait Notifier: Send + Sync {
+    /// Delivers one review, retrying as the destination allows but never past `give_up_at`.
     async fn send(
         &self,
         destination: &Destination,
         app: &AppId,
         review: &Review,
+        give_up_at: Option<Instant>,
     ) -> Result<(), DeliveryError>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("the webhook answered {status}: {first_line}")]
-    Rejected { status: u16, first_line: String },
-    #[error("the webhook could not be reached: {0}")]
-    Transport(String),
+    #[error("the webhook answered {status}: {first_line}{}", tries(*.attempts))]
+    Rejected {
+        status: u16,
+        first_line: String,
+        attempts: u32,
+    },
+    #[error("the webhook could not be reached: {cause}{}", tries(*.attempts))]
+    Transport { cause: String, attempts: u32 },
+}
+
+fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
 }

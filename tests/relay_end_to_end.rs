@@ -19,7 +19,8 @@ use support::template::{create_table_from_template, put_secret, scan_table, upda
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Generous: moto answers a transactional write in tens of milliseconds on a busy machine.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// One isolated world: its own table, secret, App Store Connect double and receiver.
 struct World {
@@ -189,18 +190,18 @@ fn ok(invocation: Invocation) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_review_once_in_order_across_pages_apps_invocations_and_a_restart() {
     let world = World::new(AscConfig::team()).await;
-    let (big, big_ids) = feed("a", 450, 60);
+    let (big, big_ids) = feed("a", 250, 60);
     let (small, small_ids) = feed("b", 3, 30);
     world.asc.set_reviews("111", big);
     world.asc.set_reviews("222", small);
 
     let (api, mut process) = world.lambda("111,222");
     let first = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
-    assert_eq!(summary_app(&first, "111")["delivered"], 450);
+    assert_eq!(summary_app(&first, "111")["delivered"], 250);
     assert_eq!(
         summary_app(&first, "111")["pages"],
-        3,
-        "450 reviews are three pages of 200"
+        2,
+        "250 reviews are two pages of 200"
     );
     assert_eq!(summary_app(&first, "222")["delivered"], 3);
     let delivered = world.delivered();
@@ -211,10 +212,10 @@ async fn every_review_once_in_order_across_pages_apps_invocations_and_a_restart(
     assert_eq!(summary_app(&second, "111")["delivered"], 0);
     assert_eq!(
         summary_app(&second, "111")["pages"],
-        1,
-        "nothing new needs one page"
+        2,
+        "the overlap window (72 h) is read again"
     );
-    assert_eq!(world.receiver.accepted().len(), 453);
+    assert_eq!(world.receiver.accepted().len(), 253);
 
     // New reviews arrive; the process dies and a new one starts (a cold start).
     process.kill();

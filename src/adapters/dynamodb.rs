@@ -1,21 +1,33 @@
-//! Per-app state in the DynamoDB table (`pk`, `sk` strings; TTL on `expires_at`).
+//! Per-app state in the DynamoDB table (`pk`, `sk` strings; TTL on the number `expires_at`).
 //!
-//! Item kinds:
-//! - app state: `pk = "app#<app id>"`, `sk = "state"`; `baseline_ns` (N, ns since the epoch),
-//!   `wm` (S, the watermark as an order-preserving string: 21-digit ns, `#`, review id),
-//!   `wm_created_date`, `wm_review_id`, `updated_at` (for people reading the table).
+//! Item kinds, all under `pk = "app#<app id>"`:
+//! - `sk = "state"`: `baseline_ns` (N, ns since the epoch), `wm` (S, the watermark as an
+//!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
+//!   `updated_at`.
+//! - `sk = "lease"`: `holder`, `lease_until_ms` (N); `expires_at` lets TTL sweep it later.
+//! - `sk = "delivered#<21-digit ns>#<review id>"`: one per delivered review; `review_id`,
+//!   `created_date`, `delivered_at`, `expires_at`.
+//!
+//! Sort keys order as `state` > `lease` > `delivered#…` (newest first when read backwards), so one
+//! backwards query reads the state and then only the delivered ids the overlap window needs.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{AppId, AppState, ReviewKey, Watermark};
 use crate::ports::{StateError, StateStore};
+
+/// Items per query page: enough for most apps' whole window in one read.
+const QUERY_PAGE: i32 = 500;
+const STATE_SK: &str = "state";
+const LEASE_SK: &str = "lease";
+const DELIVERED_PREFIX: &str = "delivered#";
 
 pub struct DynamoStateStore {
     client: Client,
@@ -32,7 +44,13 @@ pub fn app_pk(app: &AppId) -> String {
     format!("app#{app}")
 }
 
-const STATE_SK: &str = "state";
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
 
 fn store_error<E, R>(err: SdkError<E, R>) -> StateError
 where
@@ -40,10 +58,6 @@ where
     R: std::fmt::Debug,
 {
     StateError::Store(DisplayErrorContext(err).to_string())
-}
-
-fn is_condition_failure<E, R>(err: &SdkError<E, R>, check: impl Fn(&E) -> bool) -> bool {
-    err.as_service_error().is_some_and(check)
 }
 
 fn now_text() -> String {
@@ -77,54 +91,81 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
     Ok(AppState {
         baseline_nanos,
         watermark,
+        delivered: Default::default(),
     })
 }
 
 #[async_trait]
 impl StateStore for DynamoStateStore {
-    async fn load(&self, app: &AppId) -> Result<Option<AppState>, StateError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(app_pk(app)))
-            .key("sk", AttributeValue::S(STATE_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?;
-        output.item.as_ref().map(parse_state).transpose()
+    async fn load(&self, app: &AppId, overlap_hours: u32) -> Result<Option<AppState>, StateError> {
+        let mut state: Option<AppState> = None;
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(app_pk(app)))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(QUERY_PAGE)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items() {
+                let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                if sk == STATE_SK {
+                    state = Some(parse_state(item)?);
+                    continue;
+                }
+                let Some(encoded) = sk.strip_prefix(DELIVERED_PREFIX) else {
+                    continue;
+                };
+                // Without a state item there is nothing to compare against; it is written first.
+                let Some(state) = state.as_mut() else {
+                    return Err(StateError::Malformed(
+                        "delivered reviews are recorded but the state item is missing".into(),
+                    ));
+                };
+                let key = ReviewKey::decode(encoded)
+                    .ok_or_else(|| StateError::Malformed(format!("sort key `{sk}`")))?;
+                if key.nanos < state.window_start(overlap_hours) {
+                    return Ok(Some(state.clone()));
+                }
+                state.delivered.insert(key.id);
+            }
+            match page.last_evaluated_key {
+                Some(key) => start_key = Some(key),
+                None => return Ok(state),
+            }
+        }
     }
 
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
-        let mut request = self
+        let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(app_pk(app)))
-            .item("sk", AttributeValue::S(STATE_SK.into()))
-            .item(
-                "baseline_ns",
-                AttributeValue::N(state.baseline_nanos.to_string()),
-            )
-            .item("updated_at", AttributeValue::S(now_text()))
-            .condition_expression("attribute_not_exists(pk)");
-        if let Some(mark) = &state.watermark {
-            request = request
-                .item("wm", AttributeValue::S(mark.key.encode()))
-                .item(
-                    "wm_created_date",
-                    AttributeValue::S(mark.created_date.clone()),
-                )
-                .item("wm_review_id", AttributeValue::S(mark.key.id.clone()));
-        }
-        match request.send().await {
+            .item("pk", s(app_pk(app)))
+            .item("sk", s(STATE_SK))
+            .item("baseline_ns", n(state.baseline_nanos))
+            .item("updated_at", s(now_text()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(state.clone()),
             // Another run created it first: use theirs.
             Err(err)
-                if is_condition_failure(&err, |e| e.is_conditional_check_failed_exception()) =>
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                self.load(app).await?.ok_or_else(|| {
+                self.load(app, 0).await?.ok_or_else(|| {
                     StateError::Malformed("the state item vanished after a conflict".into())
                 })
             }
@@ -132,29 +173,120 @@ impl StateStore for DynamoStateStore {
         }
     }
 
-    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
+    async fn record(
+        &self,
+        app: &AppId,
+        delivered: &Watermark,
+        advance: bool,
+        keep_until_secs: i64,
+    ) -> Result<(), StateError> {
+        let pk = app_pk(app);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item(
+                "sk",
+                s(format!("{DELIVERED_PREFIX}{}", delivered.key.encode())),
+            )
+            .item("review_id", s(&delivered.key.id))
+            .item("created_date", s(&delivered.created_date))
+            .item("delivered_at", s(now_text()))
+            .item("expires_at", n(keep_until_secs))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StateError::Store(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        if advance {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(STATE_SK))
+                .update_expression(
+                    "SET wm = :wm, wm_created_date = :date, wm_review_id = :id, updated_at = :now",
+                )
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(wm) OR wm < :wm)",
+                )
+                .expression_attribute_values(":wm", s(delivered.key.encode()))
+                .expression_attribute_values(":date", s(&delivered.created_date))
+                .expression_attribute_values(":id", s(&delivered.key.id))
+                .expression_attribute_values(":now", s(now_text()))
+                .build()
+                .map_err(|e| StateError::Store(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
         let result = self
             .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(app_pk(app)))
-            .key("sk", AttributeValue::S(STATE_SK.into()))
-            .update_expression(
-                "SET wm = :wm, wm_created_date = :date, wm_review_id = :id, updated_at = :now",
-            )
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(wm) OR wm < :wm)")
-            .expression_attribute_values(":wm", AttributeValue::S(to.key.encode()))
-            .expression_attribute_values(":date", AttributeValue::S(to.created_date.clone()))
-            .expression_attribute_values(":id", AttributeValue::S(to.key.id.clone()))
-            .expression_attribute_values(":now", AttributeValue::S(now_text()))
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(err)
-                if is_condition_failure(&err, |e| e.is_conditional_check_failed_exception()) =>
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
             {
                 Err(StateError::Conflict)
+            }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn acquire_lease(
+        &self,
+        app: &AppId,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StateError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(app_pk(app)))
+            .item("sk", s(LEASE_SK))
+            .item("holder", s(holder))
+            .item("lease_until_ms", n(until_ms))
+            .item("expires_at", n(until_ms / 1_000 + 86_400))
+            .condition_expression("attribute_not_exists(pk) OR lease_until_ms < :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(app_pk(app)))
+            .key("sk", s(LEASE_SK))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Expired and taken by another run: theirs now.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
             Err(err) => Err(store_error(err)),
         }

@@ -2,6 +2,7 @@
 
 pub mod appstore;
 pub mod dynamodb;
+pub mod retry;
 pub mod secrets_manager;
 pub mod webhooks;
 

@@ -2,7 +2,10 @@ use std::collections::HashSet;
 
 use super::review::{Review, ReviewKey};
 
-/// The last delivered review of an app: nothing at or before it is delivered again.
+const NANOS_PER_HOUR: i128 = 3_600 * 1_000_000_000;
+
+/// The newest delivered review of an app. Late-published reviews dated up to the overlap before it
+/// are still looked for; nothing older than that is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watermark {
     pub key: ReviewKey,
@@ -20,43 +23,63 @@ impl Watermark {
 }
 
 /// What the table remembers about one app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppState {
     /// Reviews created before this instant (ns since the epoch) are never delivered.
     pub baseline_nanos: i128,
     pub watermark: Option<Watermark>,
+    /// Ids of the reviews delivered inside the overlap window (older ones are not loaded).
+    pub delivered: HashSet<String>,
 }
 
 impl AppState {
     pub fn first_run(now_nanos: i128, backfill_hours: u32) -> Self {
-        let backfill = i128::from(backfill_hours) * 3_600 * 1_000_000_000;
         Self {
-            baseline_nanos: (now_nanos - backfill).max(0),
-            watermark: None,
+            baseline_nanos: (now_nanos - i128::from(backfill_hours) * NANOS_PER_HOUR).max(0),
+            ..Self::default()
         }
     }
 
-    pub fn is_new(&self, review: &Review) -> bool {
-        review.key().nanos >= self.baseline_nanos
-            && self
-                .watermark
-                .as_ref()
-                .is_none_or(|mark| review.key() > &mark.key)
+    /// The oldest instant at which a review can still be new: the overlap before the watermark,
+    /// but never before the baseline.
+    pub fn window_start(&self, overlap_hours: u32) -> i128 {
+        let overlap = i128::from(overlap_hours) * NANOS_PER_HOUR;
+        self.watermark.as_ref().map_or(self.baseline_nanos, |mark| {
+            (mark.key.nanos - overlap).max(self.baseline_nanos)
+        })
     }
 
-    /// Pages come newest first. Once a page reaches reviews older than this instant, later pages
-    /// can hold nothing new. Reviews at exactly this instant may still be new (ties on
-    /// `createdDate` are split by id, and Apple may split them across pages), so keep reading those.
-    pub fn oldest_possible_new(&self) -> i128 {
-        self.watermark.as_ref().map_or(self.baseline_nanos, |mark| {
-            mark.key.nanos.max(self.baseline_nanos)
-        })
+    pub fn is_new(&self, review: &Review, overlap_hours: u32) -> bool {
+        review.key().nanos >= self.window_start(overlap_hours)
+            && !self.delivered.contains(&review.id)
+    }
+
+    /// Whether delivering `review` moves the watermark (a late review does not).
+    pub fn advances(&self, review: &Review) -> bool {
+        self.watermark
+            .as_ref()
+            .is_none_or(|mark| review.key() > &mark.key)
+    }
+
+    /// Records a delivery in memory, as the table records it.
+    pub fn delivered(&mut self, review: &Review) {
+        if self.advances(review) {
+            self.watermark = Some(Watermark::of(review));
+        }
+        self.delivered.insert(review.id.clone());
     }
 }
 
 /// The new reviews among `fetched`, once each, oldest first (ties by id).
-pub fn select_new(state: &AppState, fetched: impl IntoIterator<Item = Review>) -> Vec<Review> {
-    let mut fresh: Vec<Review> = fetched.into_iter().filter(|r| state.is_new(r)).collect();
+pub fn select_new(
+    state: &AppState,
+    overlap_hours: u32,
+    fetched: impl IntoIterator<Item = Review>,
+) -> Vec<Review> {
+    let mut fresh: Vec<Review> = fetched
+        .into_iter()
+        .filter(|r| state.is_new(r, overlap_hours))
+        .collect();
     fresh.sort_by(Review::delivery_order);
     // A review can show up twice when the list shifts between two page reads.
     let mut seen = HashSet::new();
@@ -67,8 +90,6 @@ pub fn select_new(state: &AppState, fetched: impl IntoIterator<Item = Review>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HOUR: i128 = 3_600 * 1_000_000_000;
 
     fn review(id: &str, date: &str) -> Review {
         Review::new(
@@ -88,68 +109,71 @@ mod tests {
         crate::domain::parse_instant(date).unwrap()
     }
 
+    fn ids(reviews: &[Review]) -> Vec<&str> {
+        reviews.iter().map(|r| r.id.as_str()).collect()
+    }
+
     #[test]
     fn first_run_keeps_only_the_backfill_window() {
         let now = nanos("2024-05-02T12:00:00Z");
         let state = AppState::first_run(now, 24);
         let picked = select_new(
             &state,
+            72,
             [
                 review("old", "2024-05-01T11:59:59Z"),
                 review("edge", "2024-05-01T12:00:00Z"),
                 review("new", "2024-05-02T11:00:00Z"),
             ],
         );
-        let ids: Vec<_> = picked.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["edge", "new"]);
+        assert_eq!(ids(&picked), ["edge", "new"]);
     }
 
     #[test]
     fn zero_backfill_delivers_nothing_that_exists() {
         let now = nanos("2024-05-02T12:00:00Z");
         let state = AppState::first_run(now, 0);
-        assert!(select_new(&state, [review("a", "2024-05-02T11:59:59Z")]).is_empty());
+        assert!(select_new(&state, 72, [review("a", "2024-05-02T11:59:59Z")]).is_empty());
         assert_eq!(state.baseline_nanos, now);
     }
 
     #[test]
-    fn after_the_watermark_only_and_in_order_with_ties_by_id() {
-        let mark = review("5", "2024-05-02T10:00:00Z");
-        let state = AppState {
-            baseline_nanos: 0,
-            watermark: Some(Watermark::of(&mark)),
-        };
+    fn late_reviews_inside_the_overlap_come_out_in_order_with_ties_by_id() {
+        let mut state = AppState::first_run(nanos("2024-04-01T00:00:00Z"), 0);
+        for (id, date) in [("5", "2024-05-02T10:00:00Z"), ("3", "2024-05-01T10:00:00Z")] {
+            state.delivered(&review(id, date));
+        }
+        assert_eq!(
+            state.watermark.as_ref().unwrap().key.id,
+            "5",
+            "a late delivery keeps the mark"
+        );
         let picked = select_new(
             &state,
+            72,
             [
                 review("9", "2024-05-02T11:00:00Z"),
                 review("6", "2024-05-02T10:00:00Z"),
                 review("4", "2024-05-02T10:00:00Z"),
                 review("5", "2024-05-02T10:00:00Z"),
-                review("7", "2024-05-02T03:00:00-07:00"),
+                review("3", "2024-05-01T10:00:00Z"),
+                review("late", "2024-04-30T03:00:00-07:00"),
+                review("too-late", "2024-04-29T09:59:59Z"),
                 review("9", "2024-05-02T11:00:00Z"),
             ],
         );
-        let ids: Vec<_> = picked.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["6", "7", "9"]);
+        assert_eq!(ids(&picked), ["late", "4", "6", "9"]);
     }
 
     #[test]
-    fn paging_stops_below_the_watermark_instant_not_at_it() {
-        let mark = review("5", "2024-05-02T10:00:00Z");
-        let state = AppState {
-            baseline_nanos: nanos("2024-05-01T00:00:00Z"),
-            watermark: Some(Watermark::of(&mark)),
-        };
-        assert_eq!(state.oldest_possible_new(), mark.key().nanos);
-        let before_baseline = AppState {
-            baseline_nanos: nanos("2024-05-03T00:00:00Z"),
-            ..state
-        };
+    fn the_window_never_reaches_before_the_baseline() {
+        let mut state = AppState::first_run(nanos("2024-05-02T00:00:00Z"), 0);
+        state.delivered(&review("1", "2024-05-02T10:00:00Z"));
+        assert_eq!(state.window_start(72), nanos("2024-05-02T00:00:00Z"));
+        assert_eq!(state.window_start(1), nanos("2024-05-02T09:00:00Z"));
         assert_eq!(
-            before_baseline.oldest_possible_new(),
-            nanos("2024-05-03T00:00:00Z")
+            AppState::first_run(10 * NANOS_PER_HOUR, 24).baseline_nanos,
+            0
         );
-        assert_eq!(AppState::first_run(10 * HOUR, 24).baseline_nanos, 0);
     }
 }

@@ -30,11 +30,19 @@ pub struct Deps<'a> {
 pub struct RunOptions {
     pub apps: Vec<AppId>,
     pub backfill_hours: u32,
+    pub overlap_hours: u32,
+    /// How long delivered ids are remembered.
+    pub retention_days: u32,
+    /// Names this invocation in the per-app lease.
+    pub holder: String,
+    /// When this invocation's leases lapse if it never releases them (Unix ms).
+    pub lease_until_ms: i64,
     /// Nanoseconds since the Unix epoch.
     pub now_nanos: i128,
     /// When the invocation must be finished by, if it has a limit.
     pub deadline: Option<Instant>,
-    /// No new delivery starts with less than this left before the deadline.
+    /// No new delivery starts with less than this left before the deadline, and no retry waits
+    /// into it.
     pub deadline_margin: Duration,
 }
 
@@ -66,6 +74,8 @@ pub enum AppStatus {
     Failed,
     /// The invocation's time ran short; progress is saved and the rest waits for the next run.
     Deadline,
+    /// Another invocation is working on this app right now; it was skipped.
+    Locked,
 }
 
 impl RunSummary {
@@ -199,7 +209,26 @@ async fn run_app(
     app: &AppId,
 ) -> AppSummary {
     let mut summary = AppSummary::new(app);
-    let result = relay_app(deps, credentials, options, app, &mut summary).await;
+    let now_ms = (options.now_nanos / 1_000_000) as i64;
+    let result = match deps
+        .state
+        .acquire_lease(app, &options.holder, now_ms, options.lease_until_ms)
+        .await
+    {
+        Ok(true) => {
+            let result = relay_app(deps, credentials, options, app, &mut summary).await;
+            if let Err(err) = deps.state.release_lease(app, &options.holder).await {
+                // It lapses by itself at the invocation's deadline.
+                warn!(error = %err, "could not release the lease");
+            }
+            result
+        }
+        Ok(false) => {
+            summary.status = AppStatus::Locked;
+            Ok(())
+        }
+        Err(err) => Err(err.into()),
+    };
     if let Err(err) = result {
         summary = summary.failed(err.to_string());
     }
@@ -224,7 +253,7 @@ async fn relay_app(
     app: &AppId,
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
-    let state = match deps.state.load(app).await? {
+    let mut state = match deps.state.load(app, options.overlap_hours).await? {
         Some(state) => state,
         None => {
             let first = AppState::first_run(options.now_nanos, options.backfill_hours);
@@ -232,20 +261,26 @@ async fn relay_app(
         }
     };
 
-    let (fetched, secret) = fetch_new(deps, credentials, app, &state, summary).await?;
-    let fresh = select_new(&state, fetched);
+    let give_up_at = options.deadline.map(|deadline| {
+        deadline
+            .checked_sub(options.deadline_margin)
+            .unwrap_or(deadline)
+    });
+    let (fetched, secret) =
+        fetch_new(deps, credentials, options, app, &state, give_up_at, summary).await?;
+    let fresh = select_new(&state, options.overlap_hours, fetched);
     summary.new = fresh.len();
+    let keep_until_secs =
+        (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
     for review in &fresh {
-        if let Some(deadline) = options.deadline
-            && deadline.saturating_duration_since(Instant::now()) < options.deadline_margin
-        {
+        if give_up_at.is_some_and(|limit| Instant::now() >= limit) {
             summary.status = AppStatus::Deadline;
             return Ok(());
         }
         for destination in &secret.destinations {
             deps.notifier
-                .send(destination, app, review)
+                .send(destination, app, review, give_up_at)
                 .await
                 .map_err(|source| AppError::Delivery {
                     review_id: review.id.clone(),
@@ -253,7 +288,11 @@ async fn relay_app(
                     source,
                 })?;
         }
-        deps.state.advance(app, &Watermark::of(review)).await?;
+        let advance = state.advances(review);
+        deps.state
+            .record(app, &Watermark::of(review), advance, keep_until_secs)
+            .await?;
+        state.delivered(review);
         summary.delivered += 1;
     }
     Ok(())
@@ -263,8 +302,10 @@ async fn relay_app(
 async fn fetch_new(
     deps: &Deps<'_>,
     credentials: &Credentials<'_>,
+    options: &RunOptions,
     app: &AppId,
     state: &AppState,
+    give_up_at: Option<Instant>,
     summary: &mut AppSummary,
 ) -> Result<(Vec<Review>, Arc<RelaySecret>), AppError> {
     let mut secret = credentials.current().await;
@@ -273,7 +314,11 @@ async fn fetch_new(
     let mut followed = HashSet::new();
     loop {
         let page_number = summary.pages + 1;
-        let page = match deps.source.page(&secret.api_key, app, &request).await {
+        let page = match deps
+            .source
+            .page(&secret.api_key, app, &request, give_up_at)
+            .await
+        {
             Err(SourceError::Unauthorized) => match credentials.after_rejection(&secret).await? {
                 Some(fresh) => {
                     secret = fresh;
@@ -297,7 +342,7 @@ async fn fetch_new(
         let oldest = page_reviews.iter().map(|r| r.key().nanos).min();
         reviews.extend(page_reviews);
         let Some(next) = next else { break };
-        if oldest.is_none_or(|oldest| oldest < state.oldest_possible_new()) {
+        if oldest.is_none_or(|oldest| oldest < state.window_start(options.overlap_hours)) {
             break;
         }
         if !followed.insert(page_identity(&next)) {

@@ -92,6 +92,7 @@ impl ReviewSource for FakeSource {
         _key: &ApiKey,
         app: &AppId,
         request: &PageRequest,
+        _give_up_at: Option<Instant>,
     ) -> Result<Page, SourceError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         if self
@@ -119,14 +120,16 @@ impl ReviewSource for FakeSource {
     fn forget_token(&self) {}
 }
 
+/// The table in memory, with the same conditions as the DynamoDB adapter.
 #[derive(Default)]
 struct MemoryState {
     apps: Mutex<HashMap<AppId, AppState>>,
+    leases: Mutex<HashMap<AppId, (String, i64)>>,
 }
 
 #[async_trait]
 impl StateStore for MemoryState {
-    async fn load(&self, app: &AppId) -> Result<Option<AppState>, StateError> {
+    async fn load(&self, app: &AppId, _overlap_hours: u32) -> Result<Option<AppState>, StateError> {
         Ok(self.apps.lock().unwrap().get(app).cloned())
     }
 
@@ -140,13 +143,49 @@ impl StateStore for MemoryState {
             .clone())
     }
 
-    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
+    async fn record(
+        &self,
+        app: &AppId,
+        delivered: &Watermark,
+        advance: bool,
+        _keep_until_secs: i64,
+    ) -> Result<(), StateError> {
         let mut apps = self.apps.lock().unwrap();
         let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
-        if state.watermark.as_ref().is_some_and(|w| w.key >= to.key) {
+        let behind = state
+            .watermark
+            .as_ref()
+            .is_some_and(|w| w.key >= delivered.key);
+        if state.delivered.contains(&delivered.key.id) || (advance && behind) {
             return Err(StateError::Conflict);
         }
-        state.watermark = Some(to.clone());
+        state.delivered.insert(delivered.key.id.clone());
+        if advance {
+            state.watermark = Some(delivered.clone());
+        }
+        Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        app: &AppId,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, StateError> {
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(app).is_some_and(|(_, until)| *until >= now_ms) {
+            return Ok(false);
+        }
+        leases.insert(app.clone(), (holder.to_owned(), until_ms));
+        Ok(true)
+    }
+
+    async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError> {
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(app).is_some_and(|(h, _)| h == holder) {
+            leases.remove(app);
+        }
         Ok(())
     }
 }
@@ -166,12 +205,14 @@ impl Notifier for RecordingNotifier {
         _d: &Destination,
         app: &AppId,
         review: &Review,
+        _give_up_at: Option<Instant>,
     ) -> Result<(), DeliveryError> {
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         if self.refuse.contains(&attempt) {
             return Err(DeliveryError::Rejected {
                 status: 500,
                 first_line: "boom".into(),
+                attempts: 1,
             });
         }
         self.accepted
@@ -212,20 +253,32 @@ impl World {
     }
 
     async fn run(&self, apps: &[&str]) -> RunSummary {
+        self.run_with(options(apps)).await
+    }
+
+    async fn run_with(&self, options: RunOptions) -> RunSummary {
         let deps = Deps {
             secrets: &self.secrets,
             source: &self.source,
             state: &self.state,
             notifier: &self.notifier,
         };
-        let options = RunOptions {
-            apps: apps.iter().map(|a| app(a)).collect(),
-            backfill_hours: 24,
-            now_nanos: parse_instant(NOW).unwrap(),
-            deadline: None,
-            deadline_margin: Duration::from_secs(5),
-        };
         run_once(&deps, &options).await
+    }
+}
+
+fn options(apps: &[&str]) -> RunOptions {
+    let now_nanos = parse_instant(NOW).unwrap();
+    RunOptions {
+        apps: apps.iter().map(|a| app(a)).collect(),
+        backfill_hours: 24,
+        overlap_hours: 72,
+        retention_days: 30,
+        holder: "test-run".into(),
+        lease_until_ms: (now_nanos / 1_000_000) as i64 + 60_000,
+        now_nanos,
+        deadline: None,
+        deadline_margin: Duration::from_secs(5),
     }
 }
 
@@ -250,8 +303,8 @@ async fn first_run_delivers_the_backfill_window_oldest_first_then_nothing() {
     assert_eq!(world.notifier.ids("1").len(), 3, "nothing twice");
     assert_eq!(second.apps[0].delivered, 0);
     assert_eq!(
-        second.apps[0].pages, 1,
-        "only the first page when nothing is new"
+        second.apps[0].pages, 2,
+        "the overlap window is read again, and no page past it"
     );
 }
 
@@ -369,22 +422,79 @@ async fn a_passed_deadline_saves_progress_and_reports_what_waits() {
     world
         .source
         .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
-    let deps = Deps {
-        secrets: &world.secrets,
-        source: &world.source,
-        state: &world.state,
-        notifier: &world.notifier,
-    };
-    let options = RunOptions {
-        apps: vec![app("1")],
-        backfill_hours: 24,
-        now_nanos: parse_instant(NOW).unwrap(),
-        deadline: Some(Instant::now() + Duration::from_secs(2)),
-        deadline_margin: Duration::from_secs(5),
-    };
-    let summary = run_once(&deps, &options).await;
+    let summary = world
+        .run_with(RunOptions {
+            deadline: Some(Instant::now() + Duration::from_secs(2)),
+            ..options(&["1"])
+        })
+        .await;
     assert_eq!(summary.apps[0].status, AppStatus::Deadline);
     assert_eq!(summary.apps[0].pending, 1);
     assert!(summary.failure_message().is_none());
     assert!(world.notifier.ids("1").is_empty());
+}
+
+#[tokio::test]
+async fn late_published_reviews_inside_the_overlap_arrive_once() {
+    let world = World::new(2);
+    world.source.set(
+        "1",
+        vec![
+            review("a", "2024-06-01T08:00:00Z"),
+            review("b", "2024-06-01T10:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    // Apple publishes two reviews written before `b` only now; one predates the baseline.
+    world.source.set(
+        "1",
+        vec![
+            review("a", "2024-06-01T08:00:00Z"),
+            review("b", "2024-06-01T10:00:00Z"),
+            review("late", "2024-06-01T09:00:00Z"),
+            review("before-baseline", "2024-05-31T11:00:00Z"),
+            review("c", "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1"), ["a", "b", "late", "c"]);
+    let state = world.state.apps.lock().unwrap()[&app("1")].clone();
+    assert_eq!(state.watermark.unwrap().key.id, "c");
+}
+
+#[tokio::test]
+async fn an_app_leased_by_another_run_is_skipped_as_locked_not_failed() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
+    world
+        .source
+        .set("2", vec![review("s", "2024-06-01T11:00:00Z")]);
+    let now_ms = (parse_instant(NOW).unwrap() / 1_000_000) as i64;
+    assert!(
+        world
+            .state
+            .acquire_lease(&app("1"), "other", now_ms, now_ms + 1_000)
+            .await
+            .unwrap()
+    );
+    let summary = world.run(&["1", "2"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Locked);
+    assert_eq!(summary.apps[1].status, AppStatus::Ok);
+    assert!(summary.failure_message().is_none());
+    assert!(world.notifier.ids("1").is_empty());
+    assert!(
+        world.state.leases.lock().unwrap().get(&app("2")).is_none(),
+        "released after the run"
+    );
+
+    // An expired lease does not hold the app.
+    let later = RunOptions {
+        now_nanos: parse_instant("2024-06-01T12:00:02Z").unwrap(),
+        ..options(&["1"])
+    };
+    assert_eq!(world.run_with(later).await.apps[0].status, AppStatus::Ok);
+    assert_eq!(world.notifier.ids("1"), ["r"]);
 }

@@ -329,7 +329,11 @@ impl Reply {
     fn into_response(self) -> Response {
         let mut builder = Response::builder()
             .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-        if !self.body.is_empty() {
+        let has_content_type = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if !self.body.is_empty() && !has_content_type {
             builder = builder.header("content-type", "application/json");
         }
         for (name, value) in &self.headers {

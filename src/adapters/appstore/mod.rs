@@ -3,12 +3,15 @@
 mod model;
 mod token;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
-use tracing::debug;
+use tracing::warn;
+
+use crate::adapters::retry::{Attempt, retry_after, with_retries};
+use crate::config::RetryPolicy;
 use url::Url;
 
 use crate::domain::AppId;
@@ -25,14 +28,16 @@ pub struct AppStoreClient {
     /// `ASC_BASE_URL`; the token goes to this origin only.
     base: Url,
     tokens: TokenCache,
+    retry: RetryPolicy,
 }
 
 impl AppStoreClient {
-    pub fn new(http: reqwest::Client, base: Url) -> Self {
+    pub fn new(http: reqwest::Client, base: Url, retry: RetryPolicy) -> Self {
         Self {
             http,
             base,
             tokens: TokenCache::default(),
+            retry,
         }
     }
 
@@ -61,56 +66,110 @@ impl ReviewSource for AppStoreClient {
         key: &ApiKey,
         app: &AppId,
         request: &PageRequest,
+        give_up_at: Option<Instant>,
     ) -> Result<Page, SourceError> {
         let url = match request {
             PageRequest::First => self.first_page_url(app),
             PageRequest::Next(next) if self.same_origin(next) => next.clone(),
             PageRequest::Next(_) => return Err(SourceError::ForeignNext),
         };
+        with_retries(&self.retry, give_up_at, |attempt| {
+            self.get_once(key, app, &url, attempt)
+        })
+        .await
+    }
+
+    fn forget_token(&self) {
+        self.tokens.forget();
+    }
+}
+
+impl AppStoreClient {
+    async fn get_once(
+        &self,
+        key: &ApiKey,
+        app: &AppId,
+        url: &Url,
+        attempt: u32,
+    ) -> Attempt<Page, SourceError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let token = self
-            .tokens
-            .bearer(key, now)
-            .map_err(|e| SourceError::Transport(format!("cannot sign the token: {e}")))?;
-        let response = self
+        let token = match self.tokens.bearer(key, now) {
+            Ok(token) => token,
+            Err(e) => return Attempt::Fail(SourceError::Signing(e.to_string())),
+        };
+        let sent = self
             .http
             .get(url.clone())
             .bearer_auth(token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
-            .await
-            .map_err(|e| SourceError::Transport(super::describe_http_error(e)))?;
+            .await;
+        let transport = |e| SourceError::Transport {
+            cause: super::describe_http_error(e),
+            attempts: attempt,
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: transport(e),
+                    after: None,
+                };
+            }
+        };
         let status = response.status();
-        if let Some(limit) = response.headers().get("x-rate-limit") {
-            debug!(
-                rate_limit = limit.to_str().unwrap_or(""),
-                "App Store Connect rate limit"
-            );
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| SourceError::Transport(super::describe_http_error(e)))?;
+        let rate_limit = response
+            .headers()
+            .get("x-rate-limit")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let after = retry_after(response.headers());
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: transport(e),
+                    after: None,
+                };
+            }
+        };
         match status {
-            StatusCode::OK => self.parse_page(&url, &body),
+            StatusCode::OK => match self.parse_page(url, &body) {
+                Ok(page) => Attempt::Done(page),
+                Err(e) => Attempt::Fail(e),
+            },
             StatusCode::UNAUTHORIZED => {
                 self.tokens.forget();
-                Err(SourceError::Unauthorized)
+                Attempt::Fail(SourceError::Unauthorized)
             }
-            StatusCode::FORBIDDEN => Err(SourceError::Forbidden),
-            StatusCode::NOT_FOUND => Err(SourceError::AppNotFound(app.clone())),
-            StatusCode::TOO_MANY_REQUESTS => Err(SourceError::RateLimited),
-            other => Err(SourceError::Status {
-                status: other.as_u16(),
-                detail: model::ErrorDocument::summary(&body),
-            }),
+            StatusCode::FORBIDDEN => Attempt::Fail(SourceError::Forbidden),
+            StatusCode::NOT_FOUND => Attempt::Fail(SourceError::AppNotFound(app.clone())),
+            StatusCode::TOO_MANY_REQUESTS => {
+                // Apple's header reads like `user-hour-lim:3500;user-hour-rem:0;`.
+                warn!(
+                    rate_limit = rate_limit.as_deref().unwrap_or("(not sent)"),
+                    attempt, "App Store Connect rate limit exceeded; backing off"
+                );
+                Attempt::Retry {
+                    error: SourceError::RateLimited { attempts: attempt },
+                    after,
+                }
+            }
+            other => {
+                let error = SourceError::Status {
+                    status: other.as_u16(),
+                    detail: model::ErrorDocument::summary(&body),
+                    attempts: attempt,
+                };
+                if other.is_server_error() {
+                    Attempt::Retry { error, after: None }
+                } else {
+                    Attempt::Fail(error)
+                }
+            }
         }
-    }
-
-    fn forget_token(&self) {
-        self.tokens.forget();
     }
 }
 
@@ -146,7 +205,13 @@ mod tests {
     use super::*;
 
     fn client(base: &str) -> AppStoreClient {
-        AppStoreClient::new(reqwest::Client::new(), Url::parse(base).unwrap())
+        let retry = RetryPolicy {
+            attempts: 1,
+            first_delay: std::time::Duration::ZERO,
+            max_delay: std::time::Duration::ZERO,
+            retry_after_max: std::time::Duration::ZERO,
+        };
+        AppStoreClient::new(reqwest::Client::new(), Url::parse(base).unwrap(), retry)
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! Bounded retries with exponential backoff and jitter, shared by App Store Connect and webhooks.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::config::RetryPolicy;
+
+/// What one try came to.
+pub enum Attempt<T, E> {
+    Done(T),
+    /// Worth another try; `after` is the server's `Retry-After`, when it sent one.
+    Retry {
+        error: E,
+        after: Option<Duration>,
+    },
+    Fail(E),
+}
+
+impl RetryPolicy {
+    /// The wait after try `attempt` (1-based): doubling from `first_delay` up to `max_delay`, then
+    /// "equal jitter" (half fixed, half random) so that many clients do not retry in lockstep.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .first_delay
+            .saturating_mul(1 << attempt.saturating_sub(1).min(20));
+        let delay = doubled.min(self.max_delay);
+        let half = delay / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// Runs `attempt(n)` for n = 1, 2, … until it is done, fails for good, the policy's tries are used
+/// up, or the next wait would end past `give_up_at`; a wait is cut to the time left.
+pub async fn with_retries<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    give_up_at: Option<Instant>,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Attempt<T, E>>,
+{
+    let mut n = 1;
+    loop {
+        let (error, after) = match attempt(n).await {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::Fail(error) => return Err(error),
+            Attempt::Retry { error, after } => (error, after),
+        };
+        if n >= policy.attempts {
+            return Err(error);
+        }
+        let mut wait = after.map_or_else(|| policy.backoff(n), |w| w.min(policy.retry_after_max));
+        if let Some(limit) = give_up_at {
+            let left = limit.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(error);
+            }
+            wait = wait.min(left);
+        }
+        tokio::time::sleep(wait).await;
+        n += 1;
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare on webhooks and treated as absent).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        attempts: 5,
+        first_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(8),
+        retry_after_max: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter_in_the_upper_half() {
+        for (attempt, full) in [
+            (1, 500),
+            (2, 1_000),
+            (3, 2_000),
+            (4, 4_000),
+            (5, 8_000),
+            (9, 8_000),
+        ] {
+            for _ in 0..50 {
+                let wait = POLICY.backoff(attempt).as_millis();
+                assert!(wait >= full / 2 && wait <= full, "try {attempt}: {wait} ms");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stops_after_the_last_attempt_and_reports_its_error() {
+        let mut seen = Vec::new();
+        let result: Result<(), u32> = with_retries(&POLICY, None, |n| {
+            seen.push(n);
+            async move {
+                Attempt::Retry {
+                    error: n,
+                    after: None,
+                }
+            }
+        })
+        .await;
+        assert_eq!(result, Err(5));
+        assert_eq!(seen, [1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_final_error_is_not_retried() {
+        let mut tries = 0;
+        let result: Result<(), &str> = with_retries(&POLICY, None, |_| {
+            tries += 1;
+            async { Attempt::Fail("400") }
+        })
+        .await;
+        assert_eq!((result, tries), (Err("400"), 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_obeyed_but_capped() {
+        let started = tokio::time::Instant::now();
+        let result: Result<u32, ()> = with_retries(&POLICY, None, |n| async move {
+            if n == 1 {
+                Attempt::Retry {
+                    error: (),
+                    after: Some(Duration::from_secs(3_600)),
+                }
+            } else {
+                Attempt::Done(n)
+            }
+        })
+        .await;
+        assert_eq!(result, Ok(2));
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn parses_retry_after_seconds() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+}
