@@ -43,6 +43,8 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// The longest a `Retry-After` header is obeyed.
     pub retry_after_max: Duration,
+    /// How long one try may take.
+    pub request_timeout: Duration,
 }
 
 /// How a destination's messages are shaped.
@@ -174,12 +176,20 @@ impl Config {
                 900,
                 "seconds",
             )?),
+            request_timeout: Duration::from_secs(at_least_one(
+                "WEBHOOK_TIMEOUT_SECONDS",
+                number("WEBHOOK_TIMEOUT_SECONDS", 10, 300, "seconds")?,
+            )?),
         };
         let asc_retry = RetryPolicy {
             attempts: at_least_one(
                 "ASC_MAX_ATTEMPTS",
                 number("ASC_MAX_ATTEMPTS", 4, 20, "attempts")?,
             )? as u32,
+            request_timeout: Duration::from_secs(at_least_one(
+                "ASC_TIMEOUT_SECONDS",
+                number("ASC_TIMEOUT_SECONDS", 30, 300, "seconds")?,
+            )?),
             ..webhook_retry
         };
 
@@ -281,6 +291,7 @@ mod tests {
                 first_delay: Duration::from_millis(500),
                 max_delay: Duration::from_secs(8),
                 retry_after_max: Duration::from_secs(60),
+                request_timeout: Duration::from_secs(10),
             }
         );
         assert_eq!(config.asc_retry.attempts, 4);

@@ -16,8 +16,8 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .user_agent(concat!("review-relay/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
+        // Each request sets its own overall timeout.
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
         .build()
 }
 

@@ -85,6 +85,7 @@ mod tests {
         first_delay: Duration::from_millis(500),
         max_delay: Duration::from_secs(8),
         retry_after_max: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(10),
     };
 
     #[test]

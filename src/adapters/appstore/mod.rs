@@ -102,6 +102,7 @@ impl AppStoreClient {
         let sent = self
             .http
             .get(url.clone())
+            .timeout(self.retry.request_timeout)
             .bearer_auth(token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -210,6 +211,7 @@ mod tests {
             first_delay: std::time::Duration::ZERO,
             max_delay: std::time::Duration::ZERO,
             retry_after_max: std::time::Duration::ZERO,
+            request_timeout: std::time::Duration::from_secs(1),
         };
         AppStoreClient::new(reqwest::Client::new(), Url::parse(base).unwrap(), retry)
     }

@@ -35,6 +35,7 @@ impl WebhookNotifier {
         let sent = self
             .http
             .post(destination.url.expose().clone())
+            .timeout(self.retry.request_timeout)
             // Lets a receiver drop a message it already has (a resend after a crash).
             .header("Idempotency-Key", &review.id)
             .json(body)
