@@ -23,6 +23,11 @@ use time::format_description::well_known::Rfc3339;
 use crate::domain::{AppId, AppState, ReviewKey, Watermark};
 use crate::ports::{StateError, StateStore};
 
+/// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
+pub const PARTITION_KEY: &str = "pk";
+pub const SORT_KEY: &str = "sk";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
 /// Items per query page: enough for most apps' whole window in one read.
 const QUERY_PAGE: i32 = 500;
 const STATE_SK: &str = "state";
@@ -115,7 +120,7 @@ impl StateStore for DynamoStateStore {
                 .await
                 .map_err(store_error)?;
             for item in page.items() {
-                let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
+                let Some(sk) = item.get(SORT_KEY).and_then(|v| v.as_s().ok()) else {
                     continue;
                 };
                 if sk == STATE_SK {
@@ -150,8 +155,8 @@ impl StateStore for DynamoStateStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(app_pk(app)))
-            .item("sk", s(STATE_SK))
+            .item(PARTITION_KEY, s(app_pk(app)))
+            .item(SORT_KEY, s(STATE_SK))
             .item("baseline_ns", n(state.baseline_nanos))
             .item("updated_at", s(now_text()))
             .condition_expression("attribute_not_exists(pk)")
@@ -183,15 +188,15 @@ impl StateStore for DynamoStateStore {
         let pk = app_pk(app);
         let put = Put::builder()
             .table_name(&self.table)
-            .item("pk", s(&pk))
+            .item(PARTITION_KEY, s(&pk))
             .item(
-                "sk",
+                SORT_KEY,
                 s(format!("{DELIVERED_PREFIX}{}", delivered.key.encode())),
             )
             .item("review_id", s(&delivered.key.id))
             .item("created_date", s(&delivered.created_date))
             .item("delivered_at", s(now_text()))
-            .item("expires_at", n(keep_until_secs))
+            .item(TTL_ATTRIBUTE, n(keep_until_secs))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| StateError::Store(e.to_string()))?;
@@ -199,8 +204,8 @@ impl StateStore for DynamoStateStore {
         if advance {
             let update = Update::builder()
                 .table_name(&self.table)
-                .key("pk", s(&pk))
-                .key("sk", s(STATE_SK))
+                .key(PARTITION_KEY, s(&pk))
+                .key(SORT_KEY, s(STATE_SK))
                 .update_expression(
                     "SET wm = :wm, wm_created_date = :date, wm_review_id = :id, updated_at = :now",
                 )
@@ -245,11 +250,11 @@ impl StateStore for DynamoStateStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(app_pk(app)))
-            .item("sk", s(LEASE_SK))
+            .item(PARTITION_KEY, s(app_pk(app)))
+            .item(SORT_KEY, s(LEASE_SK))
             .item("holder", s(holder))
             .item("lease_until_ms", n(until_ms))
-            .item("expires_at", n(until_ms / 1_000 + 86_400))
+            .item(TTL_ATTRIBUTE, n(until_ms / 1_000 + 86_400))
             .condition_expression("attribute_not_exists(pk) OR lease_until_ms < :now")
             .expression_attribute_values(":now", n(now_ms))
             .send()
@@ -272,8 +277,8 @@ impl StateStore for DynamoStateStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(app_pk(app)))
-            .key("sk", s(LEASE_SK))
+            .key(PARTITION_KEY, s(app_pk(app)))
+            .key(SORT_KEY, s(LEASE_SK))
             .condition_expression("holder = :me")
             .expression_attribute_values(":me", s(holder))
             .send()
