@@ -79,6 +79,15 @@ pub enum AppStatus {
 }
 
 impl RunSummary {
+    /// Every app failed for one cause, before any work.
+    pub fn rejected(apps: &[AppId], cause: &str) -> Self {
+        let apps = apps
+            .iter()
+            .map(|app| AppSummary::new(app).failed(cause.to_owned()))
+            .collect();
+        Self { apps }
+    }
+
     /// `Some("app: cause; …")` when any app failed.
     pub fn failure_message(&self) -> Option<String> {
         let failed: Vec<String> = self
@@ -126,11 +135,7 @@ pub async fn run_once(deps: &Deps<'_>, options: &RunOptions) -> RunSummary {
 }
 
 fn everyone_failed(apps: &[AppId], err: &SecretError) -> RunSummary {
-    let apps = apps
-        .iter()
-        .map(|app| AppSummary::new(app).failed(err.to_string()))
-        .collect();
-    RunSummary { apps }
+    RunSummary::rejected(apps, &err.to_string())
 }
 
 impl AppSummary {
