@@ -409,6 +409,15 @@ async fn asc_fault_switches() {
     assert_eq!(body["links"]["next"], json!(url), "forced repeated next");
     assert_eq!(asc.review_list_requests("7"), 5);
 
+    asc.clear_overrides("7");
+    let (_, body) = get(&url, Some(&token)).await;
+    assert_eq!(body["links"]["next"], json!(next), "real next link again");
+    let (status, body) = get(&next, Some(&token)).await;
+    assert_eq!(status, 200);
+    assert!(body["data"].is_array(), "real page again: {body}");
+    let cursor = support::asc::encode_cursor(2);
+    assert!(next.contains(cursor.trim_end_matches('=')), "{next}");
+
     asc.set_delay(Duration::from_millis(300));
     let started = std::time::Instant::now();
     get(&url, Some(&token)).await;
@@ -461,6 +470,12 @@ async fn receiver_records_and_scripts_statuses() {
     assert_eq!(received[4].body, "plain");
     assert_eq!(received[4].json, None);
     assert_eq!((received[5].status, received[5].accepted), (429, false));
+    assert!(received[4].at <= received[5].at, "arrival times in order");
+
+    receiver.set_error_body(Some("invalid_payload\nmore"));
+    let resp = client.post(receiver.url("b")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.text().await.unwrap(), "invalid_payload\nmore");
 }
 
 #[tokio::test]

@@ -206,6 +206,13 @@ impl AscDouble {
             .insert((app_id.to_string(), page_index), next);
     }
 
+    /// Removes the page and `links.next` overrides of `app_id`: its pages are real again.
+    pub fn clear_overrides(&self, app_id: &str) {
+        let mut data = self.data();
+        data.page_overrides.retain(|(app, _), _| app != app_id);
+        data.next_overrides.retain(|(app, _), _| app != app_id);
+    }
+
     /// Drops recorded requests, tokens and counters (data and switches stay).
     pub fn clear_requests(&self) {
         let mut data = self.data();
@@ -781,8 +788,8 @@ fn created(review: &Value) -> Option<OffsetDateTime> {
         .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
 }
 
-// Cursors look like Apple's: base64 of `{"offset":"<n>"}`.
-fn encode_cursor(offset: usize) -> String {
+/// A cursor as the double writes it (like Apple's: base64 of `{"offset":"<n>"}`).
+pub fn encode_cursor(offset: usize) -> String {
     base64_encode(format!("{{\"offset\":\"{offset}\"}}").as_bytes())
 }
 

@@ -12,3 +12,4 @@ pub mod receiver;
 pub mod runtime_api;
 mod server;
 pub mod template;
+pub mod world;

@@ -29,6 +29,8 @@ pub struct Received {
     pub status: u16,
     /// Whether that status was 2xx (the request was "delivered").
     pub accepted: bool,
+    /// When the request arrived (before any [`Receiver::set_delay`] wait).
+    pub at: Instant,
 }
 
 impl Received {
@@ -49,6 +51,7 @@ struct Data {
     fail_from: Option<(usize, u16)>,
     delay: Duration,
     retry_after: Option<String>,
+    error_body: Option<String>,
 }
 
 /// A running receiver; dropping it stops the server.
@@ -136,6 +139,11 @@ impl Receiver {
         self.data().retry_after = value.map(str::to_string);
     }
 
+    /// The body of every non-2xx answer (`None`: the default `error`).
+    pub fn set_error_body(&self, body: Option<&str>) {
+        self.data().error_body = body.map(str::to_string);
+    }
+
     /// Forgets received requests and resets every switch.
     pub fn reset(&self) {
         *self.data() = Data::default();
@@ -155,7 +163,8 @@ async fn handle(
         return response;
     }
     let body = String::from_utf8_lossy(&body).into_owned();
-    let (status, delay, retry_after) = {
+    let arrived = Instant::now();
+    let (status, delay, retry_after, error_body) = {
         let mut data = data.lock().unwrap();
         let number = data.received.len() + 1;
         let status = match data.script.pop_front() {
@@ -181,13 +190,14 @@ async fn handle(
             body,
             status,
             accepted: (200..300).contains(&status),
+            at: arrived,
         });
         let retry_after = if status == 429 {
             data.retry_after.clone()
         } else {
             None
         };
-        (status, data.delay, retry_after)
+        (status, data.delay, retry_after, data.error_body.clone())
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -198,9 +208,9 @@ async fn handle(
         builder = builder.header("retry-after", value);
     }
     let text = if (200..300).contains(&status) {
-        "ok"
+        "ok".to_string()
     } else {
-        "error"
+        error_body.unwrap_or_else(|| "error".to_string())
     };
     builder
         .body(Body::from(text))
