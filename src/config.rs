@@ -31,6 +31,8 @@ pub struct Config {
     pub deadline_margin: Duration,
     pub webhook_retry: RetryPolicy,
     pub asc_retry: RetryPolicy,
+    /// Whether a Lambda invocation writes its CloudWatch metrics (Embedded Metric Format).
+    pub emit_metrics: bool,
 }
 
 /// How often and how patiently a failed HTTP call is tried again.
@@ -51,29 +53,66 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookFormat {
     Slack,
+    Discord,
+    Teams,
+    GoogleChat,
     Json,
 }
 
 impl WebhookFormat {
+    pub const ALL: [Self; 5] = [
+        Self::Slack,
+        Self::Discord,
+        Self::Teams,
+        Self::GoogleChat,
+        Self::Json,
+    ];
+
+    /// What a configuration may say, for error messages: "`slack`, `discord`, … or `json`".
+    pub const CHOICES: &str = "`slack`, `discord`, `teams`, `googlechat` or `json`";
+
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "slack" => Some(Self::Slack),
-            "json" => Some(Self::Json),
-            _ => None,
-        }
+        let raw = raw.trim();
+        Self::ALL
+            .into_iter()
+            .find(|format| format.name().eq_ignore_ascii_case(raw))
     }
 
-    /// The format a URL implies when none is configured.
+    /// The format a URL implies when none is configured: by the host, never the path.
     pub fn infer(url: &Url) -> Self {
-        match url.host_str() {
-            Some(host) if host.eq_ignore_ascii_case("hooks.slack.com") => Self::Slack,
-            _ => Self::Json,
+        let Some(host) = url.host_str() else {
+            return Self::Json;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let under = |domain: &str| {
+            host == domain
+                || host
+                    .strip_suffix(domain)
+                    .is_some_and(|rest| rest.ends_with('.'))
+        };
+        if under("hooks.slack.com") {
+            Self::Slack
+        } else if under("discord.com") || under("discordapp.com") {
+            Self::Discord
+        } else if under("logic.azure.com")
+            || under("powerplatform.com")
+            || under("webhook.office.com")
+        {
+            // Teams Workflows (Power Automate) and the older Office 365 connectors.
+            Self::Teams
+        } else if under("chat.googleapis.com") {
+            Self::GoogleChat
+        } else {
+            Self::Json
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Slack => "slack",
+            Self::Discord => "discord",
+            Self::Teams => "teams",
+            Self::GoogleChat => "googlechat",
             Self::Json => "json",
         }
     }
@@ -148,7 +187,7 @@ impl Config {
             .map(|raw| {
                 WebhookFormat::parse(raw).ok_or_else(|| ConfigError::Invalid {
                     var: "WEBHOOK_FORMAT",
-                    reason: format!("unknown format `{raw}`; use `slack` or `json`"),
+                    reason: format!("unknown format `{raw}`; use {}", WebhookFormat::CHOICES),
                 })
             })
             .transpose()?;
@@ -218,7 +257,21 @@ impl Config {
             table_name: required("TABLE_NAME")?.to_owned(),
             asc_base_url,
             webhook_format,
+            emit_metrics: flag(get("EMIT_METRICS"), "EMIT_METRICS", true)?,
         })
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), any case; `default` when unset.
+fn flag(raw: Option<&str>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match raw.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            var,
+            reason: format!("`{other}` is not `true` or `false`"),
+        }),
     }
 }
 
@@ -272,6 +325,18 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_on_unless_switched_off() {
+        assert!(Config::from_vars(&vars(&[])).unwrap().emit_metrics);
+        assert!(
+            !Config::from_vars(&vars(&[("EMIT_METRICS", "False")]))
+                .unwrap()
+                .emit_metrics
+        );
+        let err = Config::from_vars(&vars(&[("EMIT_METRICS", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("EMIT_METRICS"), "{err}");
+    }
+
+    #[test]
     fn defaults() {
         let config = Config::from_vars(&vars(&[])).unwrap();
         assert_eq!(config.app_ids.len(), 2);
@@ -311,7 +376,7 @@ mod tests {
             (vars(&[("APP_IDS", " , ")]), "APP_IDS"),
             (vars(&[("BACKFILL_HOURS", "-1")]), "BACKFILL_HOURS"),
             (vars(&[("BACKFILL_HOURS", "1e3")]), "BACKFILL_HOURS"),
-            (vars(&[("WEBHOOK_FORMAT", "teams")]), "WEBHOOK_FORMAT"),
+            (vars(&[("WEBHOOK_FORMAT", "msteams")]), "WEBHOOK_FORMAT"),
             (vars(&[("OVERLAP_HOURS", "lots")]), "OVERLAP_HOURS"),
             (
                 vars(&[("WEBHOOK_MAX_ATTEMPTS", "0")]),
@@ -362,10 +427,82 @@ mod tests {
     }
 
     #[test]
-    fn slack_is_inferred_from_the_host_only() {
-        let slack = Url::parse("https://hooks.slack.com/services/T/B/x").unwrap();
-        let other = Url::parse("https://example.com/hooks.slack.com").unwrap();
-        assert_eq!(WebhookFormat::infer(&slack), WebhookFormat::Slack);
-        assert_eq!(WebhookFormat::infer(&other), WebhookFormat::Json);
+    fn formats_are_inferred_from_the_host_suffix_only() {
+        let cases = [
+            (
+                "https://hooks.slack.com/services/T/B/x",
+                WebhookFormat::Slack,
+            ),
+            ("https://example.com/hooks.slack.com", WebhookFormat::Json),
+            (
+                "https://discord.com/api/webhooks/1/x",
+                WebhookFormat::Discord,
+            ),
+            (
+                "https://ptb.discord.com/api/webhooks/1/x",
+                WebhookFormat::Discord,
+            ),
+            (
+                "https://discordapp.com/api/webhooks/1/x",
+                WebhookFormat::Discord,
+            ),
+            (
+                "https://DISCORD.COM./api/webhooks/1/x",
+                WebhookFormat::Discord,
+            ),
+            (
+                "https://evil-discord.com/api/webhooks/1/x",
+                WebhookFormat::Json,
+            ),
+            ("https://discord.com.evil.net/x", WebhookFormat::Json),
+            (
+                "https://prod-12.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke",
+                WebhookFormat::Teams,
+            ),
+            (
+                "https://default123.4e.environment.api.powerplatform.com/powerautomate/x",
+                WebhookFormat::Teams,
+            ),
+            (
+                "https://contoso.webhook.office.com/webhookb2/x",
+                WebhookFormat::Teams,
+            ),
+            ("https://notlogic.azure.com/x", WebhookFormat::Json),
+            (
+                "https://chat.googleapis.com/v1/spaces/AAA/messages?key=k&token=t",
+                WebhookFormat::GoogleChat,
+            ),
+            (
+                "https://googleapis.com/v1/spaces/AAA/messages",
+                WebhookFormat::Json,
+            ),
+            ("http://127.0.0.1:9/discord.com", WebhookFormat::Json),
+        ];
+        for (url, format) in cases {
+            assert_eq!(
+                WebhookFormat::infer(&Url::parse(url).unwrap()),
+                format,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_format_parses_by_its_name_and_errors_list_them_all() {
+        for format in WebhookFormat::ALL {
+            assert_eq!(WebhookFormat::parse(format.name()), Some(format));
+            assert!(WebhookFormat::CHOICES.contains(&format!("`{}`", format.name())));
+        }
+        assert_eq!(
+            WebhookFormat::parse(" GoogleChat "),
+            Some(WebhookFormat::GoogleChat)
+        );
+        let err = Config::from_vars(&vars(&[("WEBHOOK_FORMAT", "mattermost")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`slack`, `discord`, `teams`, `googlechat` or `json`"),
+            "{err}"
+        );
     }
 }

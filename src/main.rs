@@ -6,7 +6,10 @@ use review_relay::handler::Relay;
 
 const USAGE: &str = "usage:
   review-relay                      serve Lambda invocations (when AWS_LAMBDA_RUNTIME_API is set)
-  review-relay invoke EVENT.json    run once on that event: summary on stdout, logs on stderr";
+  review-relay invoke EVENT.json    run once on that event: summary on stdout, logs on stderr
+  review-relay preview --format F [REVIEW.json]
+                                    print the message a review becomes (F: slack, discord, teams,
+                                    googlechat, json); no AWS, no network";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,6 +23,7 @@ async fn main() -> ExitCode {
             tracing::init_default_subscriber_with_writer(std::io::stderr);
             invoke(event).await
         }
+        [command, rest @ ..] if command == "preview" => review_relay::preview::main(rest),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

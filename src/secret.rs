@@ -33,6 +33,9 @@ pub struct Destination {
     pub format: WebhookFormat,
     /// How logs and errors name this destination, since the URL must not appear.
     pub label: String,
+    /// Signs each message (`json` destinations only): the destination's own, else the secret's
+    /// top-level `signing_secret`.
+    pub signing_secret: Option<SecretString>,
 }
 
 /// A URL that is a credential: its `Debug` and `Display` never show it.
@@ -84,6 +87,9 @@ pub enum SecretFormatError {
     Key(&'static str),
     #[error("secret field `webhook_url` {0}")]
     WebhookUrl(String),
+    /// `field` is a path such as `destinations[1].url`.
+    #[error("secret field `{field}` {reason}")]
+    Field { field: String, reason: String },
 }
 
 const KEY_HINT_NOT_PEM: &str = "is not a PEM EC private key: paste the whole text of AuthKey_XXXXXXXXXX.p8, from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----";
@@ -114,22 +120,128 @@ impl RelaySecret {
             signing_key,
         };
 
-        let webhook = required(&fields, "webhook_url")?;
-        let url = Url::parse(webhook.trim())
-            .map_err(|e| SecretFormatError::WebhookUrl(format!("is not a URL ({e})")))?;
-        require_secure(&url).map_err(SecretFormatError::WebhookUrl)?;
-        let format = default_format.unwrap_or_else(|| WebhookFormat::infer(&url));
-        let destinations = vec![Destination {
-            label: format!("webhook_url ({})", format.name()),
-            url: SecretUrl(url),
-            format,
-        }];
-
+        let default_signing = signing_secret(&fields, "signing_secret".into())?;
+        let mut destinations = Vec::new();
+        match optional(&fields, "webhook_url")? {
+            Some(webhook) => {
+                let url = Url::parse(webhook.trim())
+                    .map_err(|e| SecretFormatError::WebhookUrl(format!("is not a URL ({e})")))?;
+                require_secure(&url).map_err(SecretFormatError::WebhookUrl)?;
+                let format = default_format.unwrap_or_else(|| WebhookFormat::infer(&url));
+                destinations.push(Destination {
+                    label: format!("webhook_url ({})", format.name()),
+                    signing_secret: signing_for(format, None, &default_signing),
+                    url: SecretUrl(url),
+                    format,
+                });
+            }
+            None if fields.contains_key("destinations") => {}
+            None => return Err(SecretFormatError::Missing("webhook_url")),
+        }
+        destinations.extend(parse_destinations(&fields, &default_signing)?);
         Ok(Self {
             api_key,
             destinations,
         })
     }
+}
+
+/// `destinations`: `[{"url": …, "format": …, "name": …, "signing_secret": …}, …]`, each format
+/// inferred from its URL when not given.
+fn parse_destinations(
+    fields: &Map<String, Value>,
+    default_signing: &Option<SecretString>,
+) -> Result<Vec<Destination>, SecretFormatError> {
+    let entries = match fields.get("destinations") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(entries)) if !entries.is_empty() => entries,
+        Some(_) => {
+            return Err(SecretFormatError::Field {
+                field: "destinations".into(),
+                reason: "must be a non-empty list of objects like {\"url\": …, \"format\": …}"
+                    .into(),
+            });
+        }
+    };
+    let mut destinations = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let path = |name: &str| format!("destinations[{i}].{name}");
+        let invalid = |field: String, reason: &str| SecretFormatError::Field {
+            field,
+            reason: reason.to_owned(),
+        };
+        let Value::Object(entry) = entry else {
+            return Err(invalid(
+                format!("destinations[{i}]"),
+                "must be an object like {\"url\": …, \"format\": …}",
+            ));
+        };
+        let text = |name: &str| match entry.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim())),
+            Some(_) => Err(invalid(path(name), "must be a string")),
+        };
+        let raw_url = text("url")?.ok_or_else(|| invalid(path("url"), "is missing"))?;
+        let url = Url::parse(raw_url).map_err(|e| SecretFormatError::Field {
+            field: path("url"),
+            reason: format!("is not a URL ({e})"),
+        })?;
+        require_secure(&url).map_err(|reason| SecretFormatError::Field {
+            field: path("url"),
+            reason,
+        })?;
+        let format = match text("format")? {
+            None => WebhookFormat::infer(&url),
+            Some(raw) => WebhookFormat::parse(raw).ok_or_else(|| SecretFormatError::Field {
+                field: path("format"),
+                reason: format!("`{raw}` is not a format; use {}", WebhookFormat::CHOICES),
+            })?,
+        };
+        let own_signing = signing_secret(entry, path("signing_secret"))?;
+        let label = match text("name")? {
+            Some(name) => format!("{name} ({})", format.name()),
+            None => format!("destinations[{i}] ({})", format.name()),
+        };
+        destinations.push(Destination {
+            label,
+            signing_secret: signing_for(format, own_signing, default_signing),
+            url: SecretUrl(url),
+            format,
+        });
+    }
+    Ok(destinations)
+}
+
+/// `signing_secret` in `fields`: absent, or a non-empty string (an empty one is a mistake that
+/// would silently turn signing off).
+fn signing_secret(
+    fields: &Map<String, Value>,
+    path: String,
+) -> Result<Option<SecretString>, SecretFormatError> {
+    match fields.get("signing_secret") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(SecretString::from(s.clone()))),
+        Some(Value::String(_)) => Err(SecretFormatError::Field {
+            field: path,
+            reason: "is empty; set it or leave it out".into(),
+        }),
+        Some(_) => Err(SecretFormatError::Field {
+            field: path,
+            reason: "must be a string".into(),
+        }),
+    }
+}
+
+/// Only `json` receivers check signatures; chat platforms would ignore them.
+fn signing_for(
+    format: WebhookFormat,
+    own: Option<SecretString>,
+    default: &Option<SecretString>,
+) -> Option<SecretString> {
+    (format == WebhookFormat::Json)
+        .then(|| own.or_else(|| default.clone()))
+        .flatten()
 }
 
 fn optional<'a>(
@@ -300,8 +412,144 @@ mod tests {
 
     #[test]
     fn debug_output_hides_credentials() {
-        let parsed = secret(full(P8)).unwrap();
-        let shown = format!("{parsed:?} {:?}", parsed.destinations[0].url);
-        assert!(!shown.contains("hooks.slack.com") && !shown.contains("BEGIN"));
+        let mut fields = full(P8);
+        fields["webhook_url"] = "https://example.com/hook".into();
+        fields["signing_secret"] = "whsec_hidden".into();
+        let parsed = secret(fields).unwrap();
+        let destination = &parsed.destinations[0];
+        let shown = format!(
+            "{parsed:?} {:?} {:?}",
+            destination.url, destination.signing_secret
+        );
+        assert!(!shown.contains("example.com") && !shown.contains("BEGIN"));
+        assert!(!shown.contains("whsec_hidden"));
+    }
+
+    fn with_destinations(destinations: Value) -> Value {
+        let mut fields = full(P8);
+        fields.as_object_mut().unwrap().remove("webhook_url");
+        fields["destinations"] = destinations;
+        fields
+    }
+
+    #[test]
+    fn destinations_each_have_a_format_named_or_inferred() {
+        let parsed = secret(with_destinations(serde_json::json!([
+            {"url": "https://discord.com/api/webhooks/1/x"},
+            {"url": "https://example.com/a", "format": "teams", "name": "ops"},
+            {"url": "https://chat.googleapis.com/v1/spaces/A/messages?key=k&token=t"},
+            {"url": "https://example.com/b"},
+        ])))
+        .unwrap();
+        let got: Vec<_> = parsed
+            .destinations
+            .iter()
+            .map(|d| (d.format, d.label.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (WebhookFormat::Discord, "destinations[0] (discord)"),
+                (WebhookFormat::Teams, "ops (teams)"),
+                (WebhookFormat::GoogleChat, "destinations[2] (googlechat)"),
+                (WebhookFormat::Json, "destinations[3] (json)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn webhook_url_and_destinations_add_up() {
+        let mut fields = full(P8);
+        fields["destinations"] = serde_json::json!([{"url": "https://example.com/b"}]);
+        let parsed = RelaySecret::parse(
+            &SecretString::from(fields.to_string()),
+            Some(WebhookFormat::Json),
+        )
+        .unwrap();
+        let formats: Vec<_> = parsed.destinations.iter().map(|d| d.format).collect();
+        // WEBHOOK_FORMAT applies to `webhook_url` alone.
+        assert_eq!(formats, [WebhookFormat::Json, WebhookFormat::Json]);
+        assert_eq!(parsed.destinations[0].label, "webhook_url (json)");
+    }
+
+    #[test]
+    fn signing_secrets_apply_to_json_destinations_own_first() {
+        let mut fields = with_destinations(serde_json::json!([
+            {"url": "https://example.com/a"},
+            {"url": "https://example.com/b", "signing_secret": "own"},
+            {"url": "https://hooks.slack.com/services/T/B/x", "signing_secret": "ignored"},
+        ]));
+        fields["signing_secret"] = "shared".into();
+        let parsed = secret(fields).unwrap();
+        let signing: Vec<_> = parsed
+            .destinations
+            .iter()
+            .map(|d| {
+                d.signing_secret
+                    .as_ref()
+                    .map(|s| s.expose_secret().to_owned())
+            })
+            .collect();
+        assert_eq!(
+            signing,
+            [Some("shared".to_owned()), Some("own".to_owned()), None]
+        );
+        let unsigned = secret(with_destinations(
+            serde_json::json!([{"url": "https://example.com/a"}]),
+        ))
+        .unwrap();
+        assert!(unsigned.destinations[0].signing_secret.is_none());
+    }
+
+    #[test]
+    fn destination_errors_name_the_field_and_never_the_value() {
+        let cases = [
+            (
+                serde_json::json!([]),
+                "`destinations` must be a non-empty list",
+            ),
+            (serde_json::json!("https://x.y"), "`destinations` must be"),
+            (
+                serde_json::json!([7]),
+                "`destinations[0]` must be an object",
+            ),
+            (
+                serde_json::json!([{"format": "json"}]),
+                "`destinations[0].url` is missing",
+            ),
+            (
+                serde_json::json!([{"url": "http://example.com/secret-path"}]),
+                "`destinations[0].url` plain http://",
+            ),
+            (
+                serde_json::json!([{"url": "https://example.com/secret-path", "format": "irc"}]),
+                "`destinations[0].format` `irc` is not a format; use `slack`, `discord`, `teams`, `googlechat` or `json`",
+            ),
+            (
+                serde_json::json!([{"url": "https://example.com/secret-path", "signing_secret": " "}]),
+                "`destinations[0].signing_secret` is empty",
+            ),
+            (
+                serde_json::json!([{"url": "https://example.com/secret-path", "signing_secret": 5}]),
+                "`destinations[0].signing_secret` must be a string",
+            ),
+        ];
+        for (destinations, expected) in cases {
+            let message = secret(with_destinations(destinations))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+            assert!(!message.contains("secret-path"), "{message}");
+        }
+        let mut fields = full(P8);
+        fields["signing_secret"] = "".into();
+        let message = secret(fields).unwrap_err().to_string();
+        assert!(message.contains("`signing_secret` is empty"), "{message}");
+        let mut fields = full(P8);
+        fields.as_object_mut().unwrap().remove("webhook_url");
+        assert_eq!(
+            secret(fields).unwrap_err(),
+            SecretFormatError::Missing("webhook_url")
+        );
     }
 }

@@ -4,7 +4,9 @@
 mod app_id;
 mod review;
 mod state;
+mod territory;
 
 pub use app_id::{AppId, AppIdError};
 pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
 pub use state::{AppState, Watermark, select_new};
+pub use territory::Territory;

@@ -1,6 +1,6 @@
 //! App Store Connect: customer reviews, read with an ES256 bearer token.
 
-mod model;
+pub(crate) mod model;
 mod token;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

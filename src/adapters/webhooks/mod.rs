@@ -1,19 +1,31 @@
 //! Webhook destinations: one file per message format, one sender for all.
 
+pub mod discord;
+pub mod googlechat;
 pub mod json;
 pub mod slack;
+pub mod teams;
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use aws_lc_rs::hmac;
 use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::adapters::retry::{Attempt, retry_after, with_retries};
 use crate::config::{RetryPolicy, WebhookFormat};
-use crate::domain::{AppId, Review};
+use crate::domain::{AppId, Review, Territory};
 use crate::ports::{DeliveryError, Notifier};
 use crate::secret::Destination;
+
+/// Unix seconds when a signed message was sent.
+pub const TIMESTAMP_HEADER: &str = "X-Review-Relay-Timestamp";
+/// `sha256=` and the lowercase hex HMAC-SHA256 of `{timestamp}.{body}`.
+pub const SIGNATURE_HEADER: &str = "X-Review-Relay-Signature";
 
 pub struct WebhookNotifier {
     http: reqwest::Client,
@@ -29,18 +41,27 @@ impl WebhookNotifier {
         &self,
         destination: &Destination,
         review: &Review,
-        body: &Value,
+        body: &[u8],
         attempt: u32,
     ) -> Attempt<(), DeliveryError> {
-        let sent = self
+        let mut request = self
             .http
             .post(destination.url.expose().clone())
             .timeout(self.retry.request_timeout)
             // Lets a receiver drop a message it already has (a resend after a crash).
             .header("Idempotency-Key", &review.id)
-            .json(body)
-            .send()
-            .await;
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(secret) = &destination.signing_secret {
+            // Signed at each try, so a retry minutes later still falls inside the receiver's
+            // replay window.
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            request = request
+                .header(TIMESTAMP_HEADER, timestamp.to_string())
+                .header(SIGNATURE_HEADER, signature(secret, timestamp, body));
+        }
+        let sent = request.body(body.to_vec()).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
@@ -77,9 +98,17 @@ impl WebhookNotifier {
 
 /// The message a review becomes in `format`.
 pub fn payload(format: WebhookFormat, app: &AppId, review: &Review) -> Value {
+    payload_for(format, &ReviewCard::new(app, review))
+}
+
+/// The message `card` becomes in `format` (where the app's name is known, say).
+pub fn payload_for(format: WebhookFormat, card: &ReviewCard<'_>) -> Value {
     match format {
-        WebhookFormat::Slack => slack::message(app, review),
-        WebhookFormat::Json => json::message(app, review),
+        WebhookFormat::Slack => slack::render(card),
+        WebhookFormat::Discord => discord::render(card),
+        WebhookFormat::Teams => teams::render(card),
+        WebhookFormat::GoogleChat => googlechat::render(card),
+        WebhookFormat::Json => json::message(card.app, card.review),
     }
 }
 
@@ -88,6 +117,94 @@ pub fn ratings_page(app: &AppId) -> String {
     format!(
         "https://appstoreconnect.apple.com/apps/{app}/distribution/activity/ios/ratingsResponses"
     )
+}
+
+/// What every chat format shows of a review, before the format's own escaping and limits.
+pub struct ReviewCard<'a> {
+    pub app: &'a AppId,
+    pub review: &'a Review,
+    /// The app as people call it; `App 1234567890` until its name is known.
+    pub app_name: String,
+    /// `★★★★☆`, or `(no rating)`.
+    pub stars: String,
+    /// Text attributes with surrounding whitespace removed; `None` when absent or blank.
+    pub title: Option<&'a str>,
+    pub body: Option<&'a str>,
+    pub nickname: Option<&'a str>,
+    pub territory: Option<Territory>,
+    /// `2024-02-03 12:05 UTC`.
+    pub date: String,
+    /// The developer's published reply.
+    pub reply: Option<&'a str>,
+    /// [`ratings_page`].
+    pub link: String,
+}
+
+impl<'a> ReviewCard<'a> {
+    pub fn new(app: &'a AppId, review: &'a Review) -> Self {
+        let text = |value: &'a Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+        };
+        Self {
+            app,
+            review,
+            app_name: format!("App {app}"),
+            stars: stars(review.rating),
+            title: text(&review.title),
+            body: text(&review.body),
+            nickname: text(&review.reviewer_nickname),
+            territory: text(&review.territory).map(Territory::from_code),
+            date: display_date(review),
+            reply: review
+                .response
+                .as_ref()
+                .map(|r| r.body.trim())
+                .filter(|text| !text.is_empty()),
+            link: ratings_page(app),
+        }
+    }
+
+    /// Shows `name` instead of the app id.
+    pub fn with_app_name(mut self, name: &str) -> Self {
+        if !name.trim().is_empty() {
+            self.app_name = name.trim().to_owned();
+        }
+        self
+    }
+
+    pub fn nickname_or_anonymous(&self) -> &'a str {
+        self.nickname.unwrap_or("an anonymous reviewer")
+    }
+
+    /// `🇫🇷 France`, the unknown code as sent, or `unknown territory`.
+    pub fn territory_display(&self) -> String {
+        self.territory
+            .as_ref()
+            .map_or_else(|| "unknown territory".to_owned(), Territory::display)
+    }
+}
+
+pub fn stars(rating: Option<u8>) -> String {
+    match rating {
+        Some(r @ 1..=5) => "★".repeat(r.into()) + &"☆".repeat((5 - r).into()),
+        _ => "(no rating)".to_owned(),
+    }
+}
+
+/// `2024-02-03 12:05 UTC`, or Apple's string when it cannot be formatted.
+pub fn display_date(review: &Review) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(review.key().nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| review.created_date.clone())
 }
 
 #[async_trait]
@@ -99,12 +216,34 @@ impl Notifier for WebhookNotifier {
         review: &Review,
         give_up_at: Option<Instant>,
     ) -> Result<(), DeliveryError> {
-        let body = payload(destination.format, app, review);
+        // Serialised once: a signature covers exactly these bytes, at every try.
+        let body = serde_json::to_vec(&payload(destination.format, app, review)).map_err(|e| {
+            DeliveryError::Transport {
+                cause: format!("the message could not be serialised ({e})"),
+                attempts: 0,
+            }
+        })?;
         with_retries(&self.retry, give_up_at, |attempt| {
             self.post_once(destination, review, &body, attempt)
         })
         .await
     }
+}
+
+/// `sha256=` and the lowercase hex HMAC-SHA256 of `{timestamp}.{body}` under `secret`.
+pub fn signature(secret: &SecretString, timestamp: u64, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose_secret().as_bytes());
+    let mut context = hmac::Context::with_key(&key);
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    let tag = context.sign();
+    let mut hex = String::with_capacity(7 + 64);
+    hex.push_str("sha256=");
+    for byte in tag.as_ref() {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
 }
 
 /// Cuts `text` to at most `max` characters, ending with an ellipsis when cut.
@@ -118,6 +257,133 @@ pub fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+/// Cuts `text` to at most `max` bytes of UTF-8 at a character boundary, ending with an ellipsis
+/// (3 bytes) when cut.
+pub fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let Some(room) = max.checked_sub('…'.len_utf8()) else {
+        return String::new();
+    };
+    let end = text
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .take_while(|end| *end <= room)
+        .last()
+        .unwrap_or(0);
+    text[..end].to_owned() + "…"
+}
+
+/// Cuts `text` to at most `max` UTF-16 code units at a character boundary, ending with an
+/// ellipsis when cut. Platforms written in JavaScript count length this way: an emoji is two.
+pub fn truncate_utf16(text: &str, max: usize) -> String {
+    if utf16_len(text) <= max {
+        return text.to_owned();
+    }
+    let Some(room) = max.checked_sub(1) else {
+        return String::new();
+    };
+    let mut used = 0;
+    let mut kept = String::new();
+    for c in text.chars() {
+        used += c.len_utf16();
+        if used > room {
+            break;
+        }
+        kept.push(c);
+    }
+    kept + "…"
+}
+
+pub fn utf16_len(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
+}
+
+/// `escape(raw)`, cut on a character of `raw` (never inside an escape) with an ellipsis so that
+/// `measure` of the result is at most `max`.
+pub fn fit_escaped(
+    raw: &str,
+    max: usize,
+    escape: impl Fn(&str) -> String,
+    measure: impl Fn(&str) -> usize,
+) -> String {
+    let whole = escape(raw);
+    if measure(&whole) <= max {
+        return whole;
+    }
+    let ends: Vec<usize> = raw.char_indices().map(|(i, _)| i).collect();
+    let cut = |kept: usize| escape(&raw[..ends[kept]]) + "…";
+    // The longest prefix whose escaped form and ellipsis fit; escaping a longer prefix is never
+    // shorter.
+    let (mut low, mut high) = (0, ends.len());
+    if measure(&cut(0)) > max {
+        return String::new();
+    }
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if measure(&cut(mid)) <= max {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    cut(low)
+}
+
+pub fn char_len(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// Serialised size of a message, as it is sent.
+pub fn json_len(message: &Value) -> usize {
+    serde_json::to_vec(message).map_or(usize::MAX, |bytes| bytes.len())
+}
+
+/// Builds a message from `texts` (raw user text, escaped by `build`) and, while it serialises to
+/// more than `max_bytes`, cuts the longest text to the longest prefix (and an ellipsis) that
+/// fits, emptying it when even that cannot. Cutting raw text, not escaped text, never leaves half
+/// an escape.
+pub fn fit_bytes(
+    max_bytes: usize,
+    mut texts: Vec<String>,
+    build: impl Fn(&[String]) -> Value,
+) -> Value {
+    loop {
+        let message = build(&texts);
+        if json_len(&message) <= max_bytes {
+            return message;
+        }
+        let Some(longest) = (0..texts.len())
+            .filter(|i| !texts[*i].is_empty())
+            .max_by_key(|i| texts[*i].len())
+        else {
+            return message;
+        };
+        let whole = std::mem::take(&mut texts[longest]);
+        let ends: Vec<usize> = whole.char_indices().map(|(i, _)| i).collect();
+        let mut fits = |kept: usize| {
+            texts[longest] = whole[..ends[kept]].to_owned() + "…";
+            json_len(&build(&texts)) <= max_bytes
+        };
+        if !fits(0) {
+            texts[longest] = String::new();
+            continue;
+        }
+        // A longer prefix never serialises shorter.
+        let (mut low, mut high) = (0, ends.len());
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if fits(mid) {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        fits(low);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +393,59 @@ mod tests {
         assert_eq!(truncate_chars("héllo", 5), "héllo");
         assert_eq!(truncate_chars("héllo wörld", 5), "héll…");
         assert_eq!(truncate_chars("👍👍👍", 2), "👍…");
+    }
+
+    #[test]
+    fn byte_truncation_never_splits_a_character() {
+        assert_eq!(truncate_bytes("hello", 5), "hello");
+        assert_eq!(truncate_bytes("hello!", 5), "he…");
+        // 漢 is 3 bytes, 👍 4: nothing of a character that does not fit is kept.
+        assert_eq!(truncate_bytes("漢字漢字", 10), "漢字…");
+        assert_eq!(truncate_bytes("👍👍👍", 9), "👍…");
+        assert_eq!(truncate_bytes("👍👍👍", 6), "…");
+        assert_eq!(truncate_bytes("👍👍👍", 2), "");
+        for max in 0..40 {
+            let cut = truncate_bytes("مرحبا 👋 世界 héllo", max);
+            assert!(cut.len() <= max, "{max}: {cut}");
+        }
+    }
+
+    #[test]
+    fn utf16_truncation_counts_an_emoji_as_two() {
+        assert_eq!(utf16_len("a👍"), 3);
+        assert_eq!(truncate_utf16("👍👍👍", 4), "👍…");
+        assert_eq!(truncate_utf16("👍👍", 4), "👍👍");
+        assert_eq!(truncate_utf16("abc", 2), "a…");
+    }
+
+    #[test]
+    fn fitting_cuts_the_longest_text_until_the_message_fits() {
+        let build = |texts: &[String]| serde_json::json!({"a": texts[0], "b": texts[1]});
+        let message = fit_bytes(1_000, vec!["\"".repeat(3_000), "x".repeat(100)], build);
+        assert!(json_len(&message) <= 1_000, "{}", json_len(&message));
+        assert_eq!(message["b"], "x".repeat(100));
+        assert!(message["a"].as_str().unwrap().ends_with('…'));
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // Computed independently: printf '1700000000.{"reviews":[]}' |
+        //   openssl dgst -sha256 -hmac 'whsec_test'
+        let secret = SecretString::from("whsec_test");
+        assert_eq!(
+            signature(&secret, 1_700_000_000, br#"{"reviews":[]}"#),
+            "sha256=e49ebc545bdbf4ffdad42d38386af3ebde2edc2a715fabf6db03add37c589689"
+        );
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_2() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"Jefe");
+        let tag = hmac::sign(&key, b"what do ya want for nothing?");
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

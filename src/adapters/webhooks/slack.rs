@@ -1,13 +1,14 @@
 //! `slack`: a Block Kit message for an incoming webhook.
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
-use super::{ratings_page, truncate_chars};
+use super::{ReviewCard, char_len, fit_escaped, truncate_chars};
 use crate::domain::{AppId, Review};
 
-/// Slack refuses a section text longer than this.
-const SECTION_TEXT_MAX: usize = 3_000;
+/// Slack refuses a section or context text longer than this.
+const TEXT_MAX: usize = 3_000;
+/// A title is a heading, not a second body.
+const TITLE_MAX: usize = 250;
 
 /// Slack's control characters in text. Escaping them keeps `<!channel>` from pinging anyone.
 pub fn escape(text: &str) -> String {
@@ -16,69 +17,65 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-pub fn stars(rating: Option<u8>) -> String {
-    match rating {
-        Some(r @ 1..=5) => "★".repeat(r.into()) + &"☆".repeat((5 - r).into()),
-        _ => "(no rating)".to_owned(),
-    }
+pub fn message(app: &AppId, review: &Review) -> Value {
+    render(&ReviewCard::new(app, review))
 }
 
-pub fn message(app: &AppId, review: &Review) -> Value {
-    let title = review.title.as_deref().map(escape).unwrap_or_default();
-    let heading = if title.is_empty() {
-        stars(review.rating)
-    } else {
-        format!(
+pub fn render(card: &ReviewCard<'_>) -> Value {
+    let heading = match card.title {
+        None => card.stars.clone(),
+        Some(title) => format!(
             "{}  *{}*",
-            stars(review.rating),
-            truncate_chars(&title, 250)
-        )
+            card.stars,
+            fit_escaped(title, TITLE_MAX, escape, char_len)
+        ),
     };
-    let body = review.body.as_deref().map(escape).unwrap_or_default();
-    let text = truncate_chars(&format!("{heading}\n{body}"), SECTION_TEXT_MAX);
+    let text = match card.body {
+        None => heading,
+        Some(body) => {
+            let room = TEXT_MAX.saturating_sub(char_len(&heading) + 1);
+            format!("{heading}\n{}", fit_escaped(body, room, escape, char_len))
+        }
+    };
 
-    let mut context = vec![format!(
-        "by {}",
-        review
-            .reviewer_nickname
-            .as_deref()
-            .map(escape)
-            .unwrap_or_else(|| "an anonymous reviewer".into())
-    )];
-    if let Some(territory) = &review.territory {
-        context.push(escape(territory));
+    let context = [
+        format!(
+            "by {}",
+            escape(&truncate_chars(card.nickname_or_anonymous(), 100))
+        ),
+        escape(&card.territory_display()),
+        card.date.clone(),
+        format!("<{}|{}>", card.link, escape(&card.app_name)),
+    ]
+    .join(" · ");
+
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}),
+        json!({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": truncate_chars(&context, TEXT_MAX)}
+        ]}),
+    ];
+    if let Some(reply) = card.reply {
+        let heading = "*Developer response*\n";
+        let room = TEXT_MAX - char_len(heading);
+        blocks.push(json!({"type": "section", "text": {
+            "type": "mrkdwn",
+            "text": format!("{heading}{}", fit_escaped(reply, room, escape, char_len)),
+        }}));
     }
-    context.push(display_date(review));
-    context.push(format!("<{}|App {app}>", ratings_page(app)));
 
     json!({
-        "text": format!("New {} review of app {app}", stars(review.rating)),
+        "text": format!("New {} review of {}", card.stars, escape(&card.app_name)),
         "unfurl_links": false,
         "unfurl_media": false,
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": context.join(" · ")}]},
-        ]
+        "blocks": blocks,
     })
-}
-
-/// `2024-02-03 12:05 UTC`.
-fn display_date(review: &Review) -> String {
-    let nanos = review.key().nanos;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| escape(&review.created_date))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::DeveloperResponse;
 
     fn review(title: Option<&str>, body: Option<&str>, nickname: Option<&str>) -> Review {
         Review::new(
@@ -127,12 +124,13 @@ mod tests {
     }
 
     #[test]
-    fn shows_stars_date_and_link_without_a_title() {
+    fn shows_stars_date_territory_and_link_without_a_title() {
         let m = message(&AppId::parse("9").unwrap(), &review(None, None, None));
         let text = all_text(&m);
         assert!(text.contains("★★☆☆☆"));
         assert!(text.contains("2024-02-03 12:05 UTC"));
         assert!(text.contains("an anonymous reviewer"));
+        assert!(text.contains("🇺🇸 United States"));
         assert!(text.contains("https://appstoreconnect.apple.com/apps/9/"));
     }
 
@@ -144,7 +142,47 @@ mod tests {
             &review(Some("t"), Some(&body), None),
         );
         let section = m["blocks"][0]["text"]["text"].as_str().unwrap();
-        assert_eq!(section.chars().count(), SECTION_TEXT_MAX);
+        assert_eq!(section.chars().count(), TEXT_MAX);
         assert!(section.ends_with('…'));
+    }
+
+    #[test]
+    fn a_cut_never_leaves_half_an_escape() {
+        let body = "<".repeat(5_000);
+        let m = message(
+            &AppId::parse("9").unwrap(),
+            &review(None, Some(&body), None),
+        );
+        let section = m["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(section.chars().count() <= TEXT_MAX);
+        assert!(
+            section.ends_with("&lt;…"),
+            "{}",
+            &section[section.len() - 20..]
+        );
+    }
+
+    #[test]
+    fn the_developer_response_is_shown_when_there_is_one() {
+        let mut r = review(Some("t"), Some("b"), None);
+        r.response = Some(DeveloperResponse {
+            body: "Thanks <!here>".into(),
+            last_modified_date: None,
+        });
+        let m = message(&AppId::parse("9").unwrap(), &r);
+        assert_eq!(
+            m["blocks"][2]["text"]["text"],
+            "*Developer response*\nThanks &lt;!here&gt;"
+        );
+        let m = message(&AppId::parse("9").unwrap(), &review(None, None, None));
+        assert_eq!(m["blocks"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_known_app_name_replaces_the_id() {
+        let app = AppId::parse("9").unwrap();
+        let r = review(None, None, None);
+        let m = render(&ReviewCard::new(&app, &r).with_app_name("Tally & Co"));
+        assert_eq!(m["text"], "New ★★☆☆☆ review of Tally &amp; Co");
     }
 }

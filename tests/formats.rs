@@ -1,0 +1,435 @@
+//! Every message format against awkward reviews: the payloads equal the golden files in
+//! tests/fixtures/golden, and each golden is checked against its platform's documented limits by
+//! code that knows nothing of review-relay's own constants. `UPDATE_GOLDEN=1` rewrites the
+//! goldens (read the diff before committing it).
+//!
+//! The `preview` command is run as a user would run it, with and without a review file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use review_relay::adapters::webhooks::payload;
+use review_relay::config::WebhookFormat;
+use review_relay::domain::{AppId, DeveloperResponse, Review};
+use review_relay::preview::parse_review;
+use serde_json::Value;
+
+const APP: &str = "1234567890";
+/// Cases read from tests/fixtures/reviews/<case>.json, as App Store Connect sends them.
+const FILE_CASES: [&str; 5] = [
+    "long",
+    "multilingual",
+    "markup",
+    "missing",
+    "unknown-territory",
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn review_file(case: &str) -> PathBuf {
+    fixtures().join("reviews").join(format!("{case}.json"))
+}
+
+fn read_review(case: &str) -> Review {
+    let text = std::fs::read_to_string(review_file(case)).unwrap();
+    parse_review(&text).unwrap_or_else(|e| panic!("{case}: {e}"))
+}
+
+/// A review with the developer's reply, which the list endpoint does not carry.
+fn replied() -> Review {
+    let mut review = read_review("markup");
+    review.response = Some(DeveloperResponse {
+        body: "Sorry about that <@123> @here! Fixed in 2.1 — 修正済み 🙏 [notes](https://x) & more"
+            .into(),
+        last_modified_date: Some("2024-01-03T09:00:00Z".into()),
+    });
+    review
+}
+
+fn cases() -> Vec<(&'static str, Review)> {
+    let mut cases: Vec<_> = FILE_CASES
+        .iter()
+        .map(|case| (*case, read_review(case)))
+        .collect();
+    cases.push(("reply", replied()));
+    cases
+}
+
+/// Compares `actual` with the golden file, or writes it when `UPDATE_GOLDEN=1`.
+fn golden(name: &str, actual: &Value) -> Value {
+    let path = fixtures().join("golden").join(format!("{name}.json"));
+    if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with UPDATE_GOLDEN=1 to write it",
+            path.display()
+        )
+    });
+    let expected: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        &expected == actual,
+        "{name}: the payload differs from {}; if the change is intended, rerun with UPDATE_GOLDEN=1 and read the diff\nactual: {}",
+        path.display(),
+        serde_json::to_string_pretty(actual).unwrap()
+    );
+    expected
+}
+
+#[test]
+fn every_format_matches_its_goldens_and_its_platforms_limits() {
+    let app = AppId::parse(APP).unwrap();
+    for format in WebhookFormat::ALL {
+        for (case, review) in cases() {
+            let name = format!("{}-{case}", format.name());
+            let message = golden(&name, &payload(format, &app, &review));
+            let check = match format {
+                WebhookFormat::Slack => check_slack,
+                WebhookFormat::Discord => check_discord,
+                WebhookFormat::Teams => check_teams,
+                WebhookFormat::GoogleChat => check_googlechat,
+                WebhookFormat::Json => check_json,
+            };
+            if let Err(problem) = check(&message) {
+                panic!("{name}: {problem}");
+            }
+        }
+    }
+}
+
+#[test]
+fn multibyte_text_arrives_whole() {
+    let app = AppId::parse(APP).unwrap();
+    let review = read_review("multilingual");
+    for format in WebhookFormat::ALL {
+        let text = payload(format, &app, &review).to_string();
+        for piece in [
+            "最高のアプリ 🎉 تطبيق رائع",
+            "毎日使っています。👍🏽👨‍👩‍👧",
+            "هذا التطبيق رائع جداً، شكراً لكم! 🇸🇦",
+            "ユーザー🌸مستخدم",
+        ] {
+            assert!(
+                text.contains(piece),
+                "{}: {piece} is not whole",
+                format.name()
+            );
+        }
+        if format != WebhookFormat::Json {
+            assert!(text.contains("🇯🇵 Japan"), "{}", format.name());
+        }
+    }
+}
+
+#[test]
+fn long_bodies_are_cut_with_an_ellipsis_not_refused() {
+    let app = AppId::parse(APP).unwrap();
+    let review = read_review("long");
+    for format in [
+        WebhookFormat::Slack,
+        WebhookFormat::Discord,
+        WebhookFormat::Teams,
+        WebhookFormat::GoogleChat,
+    ] {
+        let text = payload(format, &app, &review).to_string();
+        assert!(
+            text.contains("Sync fails. 同期失敗😞") && text.contains('…'),
+            "{}",
+            format.name()
+        );
+        assert!(!text.contains("The end."), "{}", format.name());
+    }
+}
+
+// ---- Checkers: each platform's documented limits, written from its documentation. ----
+
+fn chars(value: &Value) -> usize {
+    value.as_str().map_or(0, |s| s.chars().count())
+}
+
+fn bytes(message: &Value) -> usize {
+    serde_json::to_vec(message).unwrap().len()
+}
+
+fn at_most(what: &str, got: usize, max: usize) -> Result<(), String> {
+    if got <= max {
+        Ok(())
+    } else {
+        Err(format!("{what} is {got}, over the limit of {max}"))
+    }
+}
+
+/// Every string anywhere in `value`.
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(fields) => fields.values().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Slack Block Kit: at most 50 blocks; section text at most 3,000 characters; a context block
+/// at most 10 elements of at most 3,000 characters. No `<!…>` or `<@…>` control sequences.
+fn check_slack(message: &Value) -> Result<(), String> {
+    let blocks = message["blocks"].as_array().ok_or("no blocks")?;
+    at_most("blocks", blocks.len(), 50)?;
+    for block in blocks {
+        match block["type"].as_str() {
+            Some("section") => at_most("section text", chars(&block["text"]["text"]), 3_000)?,
+            Some("context") => {
+                let elements = block["elements"]
+                    .as_array()
+                    .ok_or("context without elements")?;
+                at_most("context elements", elements.len(), 10)?;
+                for element in elements {
+                    at_most("context text", chars(&element["text"]), 3_000)?;
+                }
+            }
+            other => return Err(format!("unexpected block {other:?}")),
+        }
+    }
+    at_most("text", chars(&message["text"]), 40_000)?;
+    for text in strings(message) {
+        for live in ["<!", "<@", "<#"] {
+            if text.contains(live) {
+                return Err(format!("`{live}` is live in {text:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Discord: at most 10 embeds; title 256, description 4,096, at most 25 fields with name 256 and
+/// value 1,024, footer text 2,048, author name 256; 6,000 characters over all of those.
+/// `allowed_mentions.parse` empty, and no text a client would render as a mention.
+fn check_discord(message: &Value) -> Result<(), String> {
+    if message["allowed_mentions"]["parse"] != serde_json::json!([]) {
+        return Err("allowed_mentions.parse is not empty".into());
+    }
+    let embeds = message["embeds"].as_array().ok_or("no embeds")?;
+    at_most("embeds", embeds.len(), 10)?;
+    let mut total = 0;
+    for embed in embeds {
+        let mut count = |what: &str, value: &Value, max: usize| {
+            total += chars(value);
+            at_most(what, chars(value), max)
+        };
+        count("title", &embed["title"], 256)?;
+        count("description", &embed["description"], 4_096)?;
+        count("footer text", &embed["footer"]["text"], 2_048)?;
+        count("author name", &embed["author"]["name"], 256)?;
+        let fields = embed["fields"].as_array().map_or(&[][..], Vec::as_slice);
+        at_most("fields", fields.len(), 25)?;
+        for field in fields {
+            count("field name", &field["name"], 256)?;
+            count("field value", &field["value"], 1_024)?;
+            if chars(&field["value"]) == 0 {
+                return Err("a field value is empty".into());
+            }
+        }
+    }
+    at_most("characters over all embeds", total, 6_000)?;
+    for text in strings(message) {
+        for live in ["@everyone", "@here"] {
+            if text.contains(live) {
+                return Err(format!("`{live}` is live in {text:?}"));
+            }
+        }
+        let unescaped_angle = text
+            .char_indices()
+            .any(|(i, c)| c == '<' && !text[..i].ends_with('\\'));
+        if unescaped_angle {
+            return Err(format!("an unescaped `<` in {text:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Microsoft Teams (Workflows): a `message` with one Adaptive Card attachment, the request body
+/// at most 28 KB. No `<at>` mention tags.
+fn check_teams(message: &Value) -> Result<(), String> {
+    at_most("body bytes", bytes(message), 28_000)?;
+    if message["type"] != "message" {
+        return Err("type is not `message`".into());
+    }
+    let attachment = &message["attachments"][0];
+    if attachment["contentType"] != "application/vnd.microsoft.card.adaptive"
+        || !attachment["contentUrl"].is_null()
+        || attachment["content"]["type"] != "AdaptiveCard"
+        || attachment["content"]["version"] != "1.4"
+    {
+        return Err("not an Adaptive Card 1.4 attachment".into());
+    }
+    for text in strings(message) {
+        if text.contains("<at>") || text.contains("</at>") {
+            return Err(format!("a live <at> tag in {text:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Google Chat: a message of at most 32,000 bytes with `text` and one `cardsV2` card. No
+/// `<users/…>` mention and no HTML a reviewer wrote.
+fn check_googlechat(message: &Value) -> Result<(), String> {
+    at_most("message bytes", bytes(message), 32_000)?;
+    if chars(&message["text"]) == 0 {
+        return Err("no text fallback".into());
+    }
+    let card = &message["cardsV2"][0];
+    if card["cardId"].as_str().is_none() || card["card"]["sections"].as_array().is_none() {
+        return Err("not a cardsV2 card".into());
+    }
+    for text in strings(message) {
+        if text.contains("<users/") {
+            return Err(format!("a live mention in {text:?}"));
+        }
+        for tag in ["<a ", "<b>again", "<at>"] {
+            if text.contains(tag) {
+                return Err(format!("reviewer HTML `{tag}` in {text:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `json` format: one review, every field present.
+fn check_json(message: &Value) -> Result<(), String> {
+    let review = &message["reviews"][0];
+    for field in [
+        "id",
+        "app_id",
+        "rating",
+        "title",
+        "body",
+        "reviewer_nickname",
+        "territory",
+        "created_date",
+    ] {
+        if review.get(field).is_none() {
+            return Err(format!("`{field}` is missing"));
+        }
+    }
+    Ok(())
+}
+
+// ---- The preview command, run as a user runs it. ----
+
+fn preview(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_review-relay"))
+        .arg("preview")
+        .args(args)
+        // Preview needs nothing from the environment: no AWS, no configuration.
+        .env_clear()
+        .output()
+        .expect("run review-relay preview")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("pretty JSON on stdout")
+}
+
+#[test]
+fn preview_prints_the_payload_of_a_review_file() {
+    for format in WebhookFormat::ALL {
+        let file = review_file("multilingual");
+        let output = preview(&["--format", format.name(), file.to_str().unwrap()]);
+        let printed = stdout_json(&output);
+        let app = AppId::parse(APP).unwrap();
+        assert_eq!(
+            printed,
+            payload(format, &app, &read_review("multilingual")),
+            "{}",
+            format.name()
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.starts_with("{\n  "), "pretty JSON");
+    }
+    let json = preview(&["--format=json", review_file("missing").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&json.stderr).contains("X-Review-Relay-Signature"));
+}
+
+#[test]
+fn preview_accepts_a_whole_document() {
+    let resource: Value =
+        serde_json::from_str(&std::fs::read_to_string(review_file("markup")).unwrap()).unwrap();
+    let dir = tempdir();
+    let path = dir.join("document.json");
+    std::fs::write(&path, serde_json::json!({"data": resource}).to_string()).unwrap();
+    let printed = stdout_json(&preview(&["--format", "discord", path.to_str().unwrap()]));
+    let app = AppId::parse(APP).unwrap();
+    assert_eq!(
+        printed,
+        payload(WebhookFormat::Discord, &app, &read_review("markup"))
+    );
+}
+
+#[test]
+fn preview_without_a_file_shows_the_sample() {
+    let printed = stdout_json(&preview(&["--format", "slack", "--app", "42"]));
+    let text = printed.to_string();
+    assert!(text.contains("Does what it says"), "{text}");
+    assert!(text.contains("🇬🇧 United Kingdom"), "{text}");
+    assert!(text.contains("/apps/42/"), "{text}");
+}
+
+#[test]
+fn preview_errors_are_one_line_with_the_cause() {
+    let dir = tempdir();
+    let not_json = dir.join("not-json.json");
+    std::fs::write(&not_json, "{ nope").unwrap();
+    let no_date = dir.join("no-date.json");
+    std::fs::write(
+        &no_date,
+        r#"{"type": "customerReviews", "id": "r9", "attributes": {"rating": 5}}"#,
+    )
+    .unwrap();
+    let missing = dir.join("absent.json");
+    let cases = [
+        (
+            vec!["--format", "teams", not_json.to_str().unwrap()],
+            1,
+            "is not JSON",
+        ),
+        (
+            vec!["--format", "teams", no_date.to_str().unwrap()],
+            1,
+            "review r9 has no createdDate",
+        ),
+        (
+            vec!["--format", "teams", missing.to_str().unwrap()],
+            1,
+            "cannot read",
+        ),
+        (vec!["--format", "irc"], 2, "unknown format `irc`"),
+        (vec![], 2, "`--format` is required"),
+    ];
+    for (args, code, cause) in cases {
+        let output = preview(&args);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(cause), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+}
+
+/// A fresh directory for this test's files.
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "review-relay-formats-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
