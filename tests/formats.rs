@@ -433,3 +433,159 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+// ---- Signed json, as a receiver sees it. ----
+
+mod signing {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use review_relay::adapters::http_client;
+    use review_relay::adapters::webhooks::WebhookNotifier;
+    use review_relay::config::RetryPolicy;
+    use review_relay::domain::AppId;
+    use review_relay::ports::Notifier;
+    use review_relay::secret::RelaySecret;
+    use secrecy::SecretString;
+    use serde_json::json;
+
+    const KEY: &str = include_str!("fixtures/keys/AuthKey_TESTKEY001.p8");
+
+    type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+    /// A receiver on 127.0.0.1 that keeps every request's headers and exact body bytes.
+    async fn receiver() -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let app = Router::new()
+            .fallback(
+                |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+                    seen.lock().unwrap().push((headers, body));
+                    "ok"
+                },
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, seen)
+    }
+
+    fn notifier() -> WebhookNotifier {
+        WebhookNotifier::new(
+            http_client().unwrap(),
+            RetryPolicy {
+                attempts: 1,
+                first_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+                retry_after_max: Duration::from_millis(1),
+                request_timeout: Duration::from_secs(10),
+            },
+        )
+    }
+
+    /// HMAC-SHA256 written out from RFC 2104, to check the product's signature independently.
+    fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+        use aws_lc_rs::digest::{SHA256, digest};
+        let mut block = [0u8; 64];
+        block[..key.len()].copy_from_slice(key);
+        let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+        let inner = digest(&SHA256, &[pad(0x36), message.to_vec()].concat());
+        let outer = digest(&SHA256, &[pad(0x5c), inner.as_ref().to_vec()].concat());
+        outer.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn json_destinations_with_a_secret_are_signed_over_the_exact_body() {
+        let (url, seen) = receiver().await;
+        let secret = RelaySecret::parse(
+            &SecretString::from(
+                json!({
+                    "key_id": "TESTKEY001",
+                    "private_key": KEY,
+                    "webhook_url": format!("{url}/signed"),
+                    "signing_secret": "whsec_shared",
+                    "destinations": [
+                        {"url": format!("{url}/own"), "signing_secret": "whsec_own"},
+                        {"url": format!("{url}/chat"), "format": "discord",
+                         "signing_secret": "whsec_ignored"},
+                    ],
+                })
+                .to_string(),
+            ),
+            None,
+        )
+        .unwrap();
+        let app = AppId::parse(super::APP).unwrap();
+        let review = super::read_review("multilingual");
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for destination in &secret.destinations {
+            notifier()
+                .send(destination, &app, &review, None)
+                .await
+                .unwrap();
+        }
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        for ((headers, body), key) in seen[..2].iter().zip(["whsec_shared", "whsec_own"]) {
+            assert_eq!(headers["content-type"], "application/json");
+            let timestamp = headers["x-review-relay-timestamp"].to_str().unwrap();
+            let seconds: u64 = timestamp.parse().unwrap();
+            assert!(seconds >= before && seconds <= before + 60);
+            let signed = [timestamp.as_bytes(), b".", body].concat();
+            assert_eq!(
+                headers["x-review-relay-signature"].to_str().unwrap(),
+                format!("sha256={}", hmac_sha256_hex(key.as_bytes(), &signed))
+            );
+            let sent: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(
+                sent,
+                review_relay::adapters::webhooks::payload(
+                    review_relay::config::WebhookFormat::Json,
+                    &app,
+                    &review
+                )
+            );
+        }
+        let (chat_headers, _) = &seen[2];
+        assert!(chat_headers.get("x-review-relay-signature").is_none());
+        assert!(chat_headers.get("x-review-relay-timestamp").is_none());
+    }
+
+    #[tokio::test]
+    async fn no_signing_secret_means_no_signature_headers() {
+        let (url, seen) = receiver().await;
+        let secret = RelaySecret::parse(
+            &SecretString::from(
+                json!({"key_id": "K", "private_key": KEY, "webhook_url": url}).to_string(),
+            ),
+            None,
+        )
+        .unwrap();
+        let app = AppId::parse(super::APP).unwrap();
+        notifier()
+            .send(
+                &secret.destinations[0],
+                &app,
+                &super::read_review("markup"),
+                None,
+            )
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        let (headers, _) = &seen[0];
+        assert!(headers.get("x-review-relay-signature").is_none());
+        assert!(headers.get("x-review-relay-timestamp").is_none());
+        assert_eq!(
+            headers["idempotency-key"],
+            "10000000-0000-0000-0000-000000000003"
+        );
+    }
+}
