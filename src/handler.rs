@@ -3,17 +3,22 @@
 use std::time::{Duration, Instant};
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tracing::{error, info};
 
 use crate::adapters::appstore::AppStoreClient;
+use crate::adapters::dry_run::{ReadOnlyState, Rehearsal};
 use crate::adapters::dynamodb::DynamoStateStore;
+use crate::adapters::metrics;
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
 use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
 use crate::domain::AppId;
-use crate::relay::{Deps, RunOptions, RunSummary, run_once};
+use crate::relay::{
+    Deps, RunOptions, RunSummary, TestSummary, run_once, send_test_message, time_limit,
+};
 
 /// Everything built once per cold start.
 pub struct Relay {
@@ -64,66 +69,180 @@ impl Relay {
         })
     }
 
-    /// One run. `deadline_ms` is when the invocation must end (Unix ms), if it has a limit;
-    /// `holder` names the invocation in the per-app leases. Unknown event fields are ignored, so
-    /// scheduler, rule and manual events all work; `"app_ids"` runs a subset.
-    pub async fn handle(
-        &self,
-        event: &Value,
-        deadline_ms: Option<i64>,
-        holder: String,
-    ) -> RunSummary {
-        let apps = match apps_from_event(event, &self.config.app_ids) {
-            Ok(apps) => apps,
+    /// One invocation. `deadline_ms` is when it must end (Unix ms), if it has a limit; `holder`
+    /// names the invocation in the per-app leases. See [`Request::from_event`] for the events.
+    pub async fn handle(&self, event: &Value, deadline_ms: Option<i64>, holder: String) -> Answer {
+        let request = match Request::from_event(event, &self.config) {
+            Ok(request) => request,
             Err(message) => {
                 error!(%message, "the event cannot be run");
-                return RunSummary::rejected(&self.config.app_ids, &message);
+                return Answer::Run(RunSummary::rejected(&self.config.app_ids, &message));
             }
         };
         let now = OffsetDateTime::now_utc();
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_nanos = now.unix_timestamp_nanos();
+        let now_ms = (now_nanos / 1_000_000) as i64;
         let deadline = deadline_ms.map(|ms| {
             Instant::now() + Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0))
         });
+
+        if request.test_message {
+            let deps = self.deps();
+            let app = request.apps.first().unwrap_or(&self.config.app_ids[0]);
+            let limit = time_limit(deadline, self.config.deadline_margin);
+            let summary = send_test_message(&deps, app, now_nanos, limit).await;
+            match summary.failure_message() {
+                None => info!(
+                    destinations = summary.destinations.len(),
+                    "test message sent"
+                ),
+                Some(message) => error!(%message, "test message failed"),
+            }
+            return Answer::TestMessage(summary);
+        }
+
         // A lease outlives its invocation by a little, so a crashed run holds an app no longer than
         // its own time limit; without a limit (the invoke command) it lasts Lambda's longest run.
         let lease_until_ms = deadline_ms.unwrap_or(now_ms + LONGEST_RUN_MS) + LEASE_GRACE_MS;
-        let deps = Deps {
-            secrets: &self.secrets,
-            source: &self.source,
-            state: &self.state,
-            notifier: &self.notifier,
-        };
         let options = RunOptions {
-            apps,
+            apps: request.apps,
             backfill_hours: self.config.backfill_hours,
             overlap_hours: self.config.overlap_hours,
             retention_days: self.config.retention_days,
             holder,
             lease_until_ms,
-            now_nanos: now.unix_timestamp_nanos(),
+            now_nanos,
+            replay_from_nanos: request
+                .replay_hours
+                .map(|hours| now_nanos - i128::from(hours) * NANOS_PER_HOUR),
             deadline,
             deadline_margin: self.config.deadline_margin,
         };
-        let summary = run_once(&deps, &options).await;
+        let read_only = ReadOnlyState(&self.state);
+        let deps = if request.dry_run {
+            Deps {
+                state: &read_only,
+                notifier: &Rehearsal,
+                ..self.deps()
+            }
+        } else {
+            self.deps()
+        };
+        let mut summary = run_once(&deps, &options).await;
+        summary.dry_run = request.dry_run;
         let line = serde_json::to_string(&summary).unwrap_or_default();
         match summary.failure_message() {
             None => info!(summary = %line, delivered = summary.delivered(), "run finished"),
             Some(message) => error!(summary = %line, %message, "run finished with failures"),
         }
-        summary
+        Answer::Run(summary)
     }
 
-    /// The Lambda entry: the summary, or an error listing each failed app.
-    pub async fn handle_lambda(&self, event: LambdaEvent<Value>) -> Result<RunSummary, RunFailed> {
+    fn deps(&self) -> Deps<'_> {
+        Deps {
+            secrets: &self.secrets,
+            source: &self.source,
+            state: &self.state,
+            notifier: &self.notifier,
+        }
+    }
+
+    /// The Lambda entry: the summary, or an error listing each failed app or destination.
+    pub async fn handle_lambda(&self, event: LambdaEvent<Value>) -> Result<Answer, RunFailed> {
         let deadline_ms = i64::try_from(event.context.deadline).ok();
-        let summary = self
+        let answer = self
             .handle(&event.payload, deadline_ms, event.context.request_id)
             .await;
-        match summary.failure_message() {
-            None => Ok(summary),
+        if let Answer::Run(summary) = &answer
+            && self.config.emit_metrics
+            && !summary.dry_run
+        {
+            let function =
+                std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "review-relay".into());
+            let now = OffsetDateTime::now_utc().unix_timestamp_nanos();
+            // Its own line on stdout, where CloudWatch Logs looks for EMF documents.
+            println!("{}", metrics::document(summary, &function, now));
+        }
+        match answer.failure_message() {
+            None => Ok(answer),
             Some(message) => Err(RunFailed(message)),
         }
+    }
+}
+
+/// What an invocation answers: a run's summary, or a test message's.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Answer {
+    Run(RunSummary),
+    TestMessage(TestSummary),
+}
+
+impl Answer {
+    pub fn failure_message(&self) -> Option<String> {
+        match self {
+            Answer::Run(summary) => summary.failure_message(),
+            Answer::TestMessage(summary) => summary.failure_message(),
+        }
+    }
+}
+
+/// What an event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub apps: Vec<AppId>,
+    pub dry_run: bool,
+    /// Replay reviews created in the last N hours that were not delivered.
+    pub replay_hours: Option<u32>,
+    pub test_message: bool,
+}
+
+impl Request {
+    /// Unknown fields are ignored, so scheduler, rule and manual events all work. A manual event
+    /// may hold `"app_ids": [...]` (a subset of `APP_IDS`), `"dry_run": true`,
+    /// `"backfill_hours": N` and `"test_message": true`.
+    pub fn from_event(event: &Value, config: &Config) -> Result<Self, String> {
+        let flag = |name: &str| match event.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(format!(
+                "event field `{name}` must be true or false, not `{other}`"
+            )),
+        };
+        let dry_run = flag("dry_run")?;
+        let test_message = flag("test_message")?;
+        let max_replay = config.retention_days * 24;
+        let replay_hours = match event.get("backfill_hours") {
+            None | Some(Value::Null) => None,
+            Some(value) => {
+                let hours = value
+                    .as_u64()
+                    .ok_or_else(|| {
+                        format!("event field `backfill_hours` must be a whole number of hours, not `{value}`")
+                    })?;
+                if hours > u64::from(max_replay) {
+                    return Err(format!(
+                        "event field `backfill_hours` is {hours}, but delivered reviews are remembered \
+                         for {max_replay} hours (DELIVERED_RETENTION_DAYS={}); a longer replay could \
+                         send reviews twice",
+                        config.retention_days
+                    ));
+                }
+                Some(hours as u32)
+            }
+        };
+        if test_message && (dry_run || replay_hours.is_some()) {
+            return Err(
+                "event field `test_message` cannot be combined with `dry_run` or `backfill_hours`"
+                    .into(),
+            );
+        }
+        Ok(Self {
+            apps: apps_from_event(event, &config.app_ids)?,
+            dry_run,
+            replay_hours,
+            test_message,
+        })
     }
 }
 
@@ -160,6 +279,8 @@ pub fn apps_from_event(event: &Value, configured: &[AppId]) -> Result<Vec<AppId>
     Ok(apps)
 }
 
+const NANOS_PER_HOUR: i128 = 3_600 * 1_000_000_000;
+
 /// Lambda's longest allowed run.
 const LONGEST_RUN_MS: i64 = 15 * 60 * 1_000;
 const LEASE_GRACE_MS: i64 = 5_000;
@@ -168,6 +289,65 @@ const LEASE_GRACE_MS: i64 = 5_000;
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn config() -> Config {
+        let vars = [
+            ("APP_IDS", "1,2"),
+            ("SECRET_ID", "s"),
+            ("TABLE_NAME", "t"),
+            ("DELIVERED_RETENTION_DAYS", "10"),
+        ];
+        Config::from_vars(
+            &vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn manual_events_ask_for_a_dry_run_a_replay_or_a_test_message() {
+        let config = config();
+        let plain = Request::from_event(&json!({"source": "aws.scheduler"}), &config).unwrap();
+        assert_eq!(
+            plain,
+            Request {
+                apps: ids(&["1", "2"]),
+                dry_run: false,
+                replay_hours: None,
+                test_message: false
+            }
+        );
+        let dry = Request::from_event(
+            &json!({"dry_run": true, "backfill_hours": 240, "app_ids": ["2"]}),
+            &config,
+        )
+        .unwrap();
+        assert_eq!((dry.dry_run, dry.replay_hours), (true, Some(240)));
+        assert_eq!(dry.apps, ids(&["2"]));
+        let test = Request::from_event(&json!({"test_message": true}), &config).unwrap();
+        assert!(test.test_message);
+    }
+
+    #[test]
+    fn manual_events_that_cannot_be_run_say_why() {
+        let config = config();
+        let cases = [
+            (json!({"dry_run": "yes"}), "`dry_run` must be true or false"),
+            (json!({"backfill_hours": -1}), "whole number of hours"),
+            (json!({"backfill_hours": 2.5}), "whole number of hours"),
+            (json!({"backfill_hours": 241}), "remembered for 240 hours"),
+            (
+                json!({"test_message": true, "dry_run": true}),
+                "cannot be combined",
+            ),
+        ];
+        for (event, expected) in cases {
+            let message = Request::from_event(&event, &config).unwrap_err();
+            assert!(message.contains(expected), "{event}: {message}");
+        }
+    }
 
     fn ids(raw: &[&str]) -> Vec<AppId> {
         raw.iter().map(|r| AppId::parse(r).unwrap()).collect()

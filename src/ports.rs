@@ -2,12 +2,46 @@
 //! webhooks; unit tests implement them in memory.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use crate::domain::{AppId, AppState, Review, Watermark};
 use crate::secret::{ApiKey, Destination, RelaySecret};
+
+/// How long an app's work may go on in this invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimit {
+    /// No new request or retry starts after this.
+    pub give_up_at: Instant,
+    /// A request already under way is cut off here, so the run still saves its progress and
+    /// answers before the invocation's deadline.
+    pub finish_by: Instant,
+}
+
+impl TimeLimit {
+    /// The timeout for one request: `default`, shortened to end by `finish_by`.
+    pub fn request_timeout(limit: Option<TimeLimit>, default: Duration) -> Duration {
+        match limit {
+            None => default,
+            Some(limit) => default.min(limit.finish_by.saturating_duration_since(Instant::now())),
+        }
+    }
+
+    pub fn give_up_at(limit: Option<TimeLimit>) -> Option<Instant> {
+        limit.map(|l| l.give_up_at)
+    }
+
+    /// Past `give_up_at`: start no new delivery and no retry.
+    pub fn passed(limit: Option<TimeLimit>) -> bool {
+        limit.is_some_and(|l| Instant::now() >= l.give_up_at)
+    }
+
+    /// Past `finish_by`: start nothing at all.
+    pub fn over(limit: Option<TimeLimit>) -> bool {
+        limit.is_some_and(|l| Instant::now() >= l.finish_by)
+    }
+}
 
 /// The relay's credentials and destinations.
 #[async_trait]
@@ -46,13 +80,13 @@ pub struct Page {
 
 #[async_trait]
 pub trait ReviewSource: Send + Sync {
-    /// Reads one page, retrying rate limits and server faults but never past `give_up_at`.
+    /// Reads one page, retrying rate limits and server faults within `limit`.
     async fn page(
         &self,
         key: &ApiKey,
         app: &AppId,
         request: &PageRequest,
-        give_up_at: Option<Instant>,
+        limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError>;
 
     /// Drops any cached token, so the next request signs a fresh one.
@@ -92,9 +126,14 @@ pub enum SourceError {
 /// The per-app delivery state in the table.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// The app's state with the ids delivered since `window_start(overlap_hours)`; `None` on a
-    /// first run.
-    async fn load(&self, app: &AppId, overlap_hours: u32) -> Result<Option<AppState>, StateError>;
+    /// The app's state with the ids delivered since `window_start(overlap_hours)`, where the
+    /// state's `replay_from_nanos` is set to `replay_from_nanos`; `None` on a first run.
+    async fn load(
+        &self,
+        app: &AppId,
+        overlap_hours: u32,
+        replay_from_nanos: Option<i128>,
+    ) -> Result<Option<AppState>, StateError>;
 
     /// Writes a first-run state unless one exists; returns what the table holds afterwards.
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError>;
@@ -139,13 +178,13 @@ pub enum StateError {
 /// Sends messages to a destination.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Delivers one review, retrying as the destination allows but never past `give_up_at`.
+    /// Delivers one review, retrying as the destination allows, within `limit`.
     async fn send(
         &self,
         destination: &Destination,
         app: &AppId,
         review: &Review,
-        give_up_at: Option<Instant>,
+        limit: Option<TimeLimit>,
     ) -> Result<(), DeliveryError>;
 }
 

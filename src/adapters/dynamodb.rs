@@ -96,13 +96,18 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
     Ok(AppState {
         baseline_nanos,
         watermark,
-        delivered: Default::default(),
+        ..AppState::default()
     })
 }
 
 #[async_trait]
 impl StateStore for DynamoStateStore {
-    async fn load(&self, app: &AppId, overlap_hours: u32) -> Result<Option<AppState>, StateError> {
+    async fn load(
+        &self,
+        app: &AppId,
+        overlap_hours: u32,
+        replay_from_nanos: Option<i128>,
+    ) -> Result<Option<AppState>, StateError> {
         let mut state: Option<AppState> = None;
         let mut start_key = None;
         loop {
@@ -124,7 +129,9 @@ impl StateStore for DynamoStateStore {
                     continue;
                 };
                 if sk == STATE_SK {
-                    state = Some(parse_state(item)?);
+                    let mut parsed = parse_state(item)?;
+                    parsed.replay_from_nanos = replay_from_nanos;
+                    state = Some(parsed);
                     continue;
                 }
                 let Some(encoded) = sk.strip_prefix(DELIVERED_PREFIX) else {
@@ -170,7 +177,7 @@ impl StateStore for DynamoStateStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                self.load(app, 0).await?.ok_or_else(|| {
+                self.load(app, 0, None).await?.ok_or_else(|| {
                     StateError::Malformed("the state item vanished after a conflict".into())
                 })
             }

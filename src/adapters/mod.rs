@@ -1,7 +1,9 @@
 //! One adapter per outside service.
 
 pub mod appstore;
+pub mod dry_run;
 pub mod dynamodb;
+pub mod metrics;
 pub mod retry;
 pub mod secrets_manager;
 pub mod webhooks;

@@ -30,6 +30,9 @@ pub struct AppState {
     pub watermark: Option<Watermark>,
     /// Ids of the reviews delivered inside the overlap window (older ones are not loaded).
     pub delivered: HashSet<String>,
+    /// A manual replay: reviews created since this instant count as new too, even before the
+    /// baseline, unless already delivered.
+    pub replay_from_nanos: Option<i128>,
 }
 
 impl AppState {
@@ -41,12 +44,13 @@ impl AppState {
     }
 
     /// The oldest instant at which a review can still be new: the overlap before the watermark,
-    /// but never before the baseline.
+    /// but never before the baseline; or the start of a replay, if that is earlier.
     pub fn window_start(&self, overlap_hours: u32) -> i128 {
         let overlap = i128::from(overlap_hours) * NANOS_PER_HOUR;
-        self.watermark.as_ref().map_or(self.baseline_nanos, |mark| {
+        let usual = self.watermark.as_ref().map_or(self.baseline_nanos, |mark| {
             (mark.key.nanos - overlap).max(self.baseline_nanos)
-        })
+        });
+        self.replay_from_nanos.map_or(usual, |from| usual.min(from))
     }
 
     pub fn is_new(&self, review: &Review, overlap_hours: u32) -> bool {
@@ -90,6 +94,23 @@ pub fn select_new(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_reaches_before_the_baseline_but_skips_what_was_delivered() {
+        let now = nanos("2024-05-02T12:00:00Z");
+        let mut state = AppState::first_run(now, 1);
+        state.delivered(&review("sent", "2024-05-02T11:30:00Z"));
+        let fetched = || {
+            vec![
+                review("sent", "2024-05-02T11:30:00Z"),
+                review("old", "2024-05-01T13:00:00Z"),
+                review("older", "2024-05-01T11:00:00Z"),
+            ]
+        };
+        assert!(ids(&select_new(&state, 72, fetched())).is_empty());
+        state.replay_from_nanos = Some(now - 24 * NANOS_PER_HOUR);
+        assert_eq!(ids(&select_new(&state, 72, fetched())), ["old"]);
+    }
 
     fn review(id: &str, date: &str) -> Review {
         Review::new(

@@ -12,12 +12,16 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::domain::{AppId, AppState, Review, Watermark, select_new};
 use crate::ports::{
     Notifier, Page, PageRequest, ReviewSource, SecretError, Secrets, SourceError, StateError,
-    StateStore,
+    StateStore, TimeLimit,
 };
 use crate::secret::RelaySecret;
 
 /// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
 const APP_CONCURRENCY: usize = 4;
+
+/// A request under way is cut off this long before the deadline, leaving time to save progress
+/// and answer.
+const FINISH_AHEAD: Duration = Duration::from_secs(1);
 
 pub struct Deps<'a> {
     pub secrets: &'a dyn Secrets,
@@ -39,6 +43,8 @@ pub struct RunOptions {
     pub lease_until_ms: i64,
     /// Nanoseconds since the Unix epoch.
     pub now_nanos: i128,
+    /// A manual replay: reviews created since then (ns) are delivered unless already delivered.
+    pub replay_from_nanos: Option<i128>,
     /// When the invocation must be finished by, if it has a limit.
     pub deadline: Option<Instant>,
     /// No new delivery starts with less than this left before the deadline, and no retry waits
@@ -48,6 +54,9 @@ pub struct RunOptions {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RunSummary {
+    /// Set by a dry run: reviews were read and formatted; nothing was sent or written.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub apps: Vec<AppSummary>,
 }
 
@@ -65,6 +74,9 @@ pub struct AppSummary {
     pub pages: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the newest review delivered so far was created (ns), if the app has one.
+    #[serde(skip)]
+    pub newest_delivered_nanos: Option<i128>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -85,7 +97,10 @@ impl RunSummary {
             .iter()
             .map(|app| AppSummary::new(app).failed(cause.to_owned()))
             .collect();
-        Self { apps }
+        Self {
+            dry_run: false,
+            apps,
+        }
     }
 
     /// `Some("app: cause; …")` when any app failed.
@@ -131,7 +146,10 @@ pub async fn run_once(deps: &Deps<'_>, options: &RunOptions) -> RunSummary {
         .buffered(APP_CONCURRENCY)
         .collect()
         .await;
-    RunSummary { apps }
+    RunSummary {
+        dry_run: false,
+        apps,
+    }
 }
 
 fn everyone_failed(apps: &[AppId], err: &SecretError) -> RunSummary {
@@ -149,6 +167,7 @@ impl AppSummary {
             pending: 0,
             pages: 0,
             error: None,
+            newest_delivered_nanos: None,
         }
     }
 
@@ -199,6 +218,8 @@ enum AppError {
     Source { page: usize, source: SourceError },
     #[error("{0}")]
     Secret(#[from] SecretError),
+    #[error("the invocation's time ran short before {0}")]
+    OutOfTime(&'static str),
     #[error("review {review_id} to {destination}: {source}")]
     Delivery {
         review_id: String,
@@ -236,6 +257,11 @@ async fn run_app(
     };
     if let Err(err) = result {
         summary = summary.failed(err.to_string());
+        // Whatever went wrong once the time was up is the deadline's doing: the next run, with
+        // its full time, resumes from here.
+        if TimeLimit::passed(time_limit(options.deadline, options.deadline_margin)) {
+            summary.status = AppStatus::Deadline;
+        }
     }
     summary.pending = summary.new - summary.delivered;
     info!(
@@ -258,34 +284,37 @@ async fn relay_app(
     app: &AppId,
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
-    let mut state = match deps.state.load(app, options.overlap_hours).await? {
+    let replay_from = options.replay_from_nanos;
+    let mut state = match deps
+        .state
+        .load(app, options.overlap_hours, replay_from)
+        .await?
+    {
         Some(state) => state,
         None => {
             let first = AppState::first_run(options.now_nanos, options.backfill_hours);
             deps.state.create(app, &first).await?
         }
     };
+    state.replay_from_nanos = replay_from;
+    summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
 
-    let give_up_at = options.deadline.map(|deadline| {
-        deadline
-            .checked_sub(options.deadline_margin)
-            .unwrap_or(deadline)
-    });
+    let limit = time_limit(options.deadline, options.deadline_margin);
     let (fetched, secret) =
-        fetch_new(deps, credentials, options, app, &state, give_up_at, summary).await?;
+        fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
     let fresh = select_new(&state, options.overlap_hours, fetched);
     summary.new = fresh.len();
     let keep_until_secs =
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
     for review in &fresh {
-        if give_up_at.is_some_and(|limit| Instant::now() >= limit) {
+        if TimeLimit::passed(limit) {
             summary.status = AppStatus::Deadline;
             return Ok(());
         }
         for destination in &secret.destinations {
             deps.notifier
-                .send(destination, app, review, give_up_at)
+                .send(destination, app, review, limit)
                 .await
                 .map_err(|source| AppError::Delivery {
                     review_id: review.id.clone(),
@@ -299,8 +328,25 @@ async fn relay_app(
             .await?;
         state.delivered(review);
         summary.delivered += 1;
+        summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
     }
     Ok(())
+}
+
+/// No new request starts after `deadline - deadline_margin`; one under way ends by
+/// `deadline - FINISH_AHEAD`.
+pub fn time_limit(deadline: Option<Instant>, margin: Duration) -> Option<TimeLimit> {
+    deadline.map(|deadline| {
+        let give_up_at = deadline.checked_sub(margin).unwrap_or(deadline);
+        let finish_by = deadline
+            .checked_sub(FINISH_AHEAD)
+            .unwrap_or(deadline)
+            .max(give_up_at);
+        TimeLimit {
+            give_up_at,
+            finish_by,
+        }
+    })
 }
 
 /// Reads pages newest first until one reaches reviews older than anything that could be new.
@@ -310,7 +356,7 @@ async fn fetch_new(
     options: &RunOptions,
     app: &AppId,
     state: &AppState,
-    give_up_at: Option<Instant>,
+    limit: Option<TimeLimit>,
     summary: &mut AppSummary,
 ) -> Result<(Vec<Review>, Arc<RelaySecret>), AppError> {
     let mut secret = credentials.current().await;
@@ -319,9 +365,14 @@ async fn fetch_new(
     let mut followed = HashSet::new();
     loop {
         let page_number = summary.pages + 1;
+        // Reading is cheap and tells how much waits, so it goes on past `give_up_at`; each
+        // request is still cut off at `finish_by`.
+        if TimeLimit::over(limit) {
+            return Err(AppError::OutOfTime("reading the reviews"));
+        }
         let page = match deps
             .source
-            .page(&secret.api_key, app, &request, give_up_at)
+            .page(&secret.api_key, app, &request, limit)
             .await
         {
             Err(SourceError::Unauthorized) => match credentials.after_rejection(&secret).await? {
@@ -368,6 +419,9 @@ fn page_identity(url: &url::Url) -> String {
         .find(|(name, _)| name == "cursor")
         .map_or_else(|| url.to_string(), |(_, cursor)| format!("cursor:{cursor}"))
 }
+
+mod test_message;
+pub use test_message::{TestStatus, TestSummary, send_test_message};
 
 #[cfg(test)]
 mod tests;

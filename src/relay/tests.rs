@@ -92,7 +92,7 @@ impl ReviewSource for FakeSource {
         _key: &ApiKey,
         app: &AppId,
         request: &PageRequest,
-        _give_up_at: Option<Instant>,
+        _limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
         if self
@@ -129,8 +129,22 @@ struct MemoryState {
 
 #[async_trait]
 impl StateStore for MemoryState {
-    async fn load(&self, app: &AppId, _overlap_hours: u32) -> Result<Option<AppState>, StateError> {
-        Ok(self.apps.lock().unwrap().get(app).cloned())
+    async fn load(
+        &self,
+        app: &AppId,
+        _overlap_hours: u32,
+        replay_from_nanos: Option<i128>,
+    ) -> Result<Option<AppState>, StateError> {
+        Ok(self
+            .apps
+            .lock()
+            .unwrap()
+            .get(app)
+            .cloned()
+            .map(|mut state| {
+                state.replay_from_nanos = replay_from_nanos;
+                state
+            }))
     }
 
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
@@ -205,7 +219,7 @@ impl Notifier for RecordingNotifier {
         _d: &Destination,
         app: &AppId,
         review: &Review,
-        _give_up_at: Option<Instant>,
+        _limit: Option<TimeLimit>,
     ) -> Result<(), DeliveryError> {
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         if self.refuse.contains(&attempt) {
@@ -277,6 +291,7 @@ fn options(apps: &[&str]) -> RunOptions {
         holder: "test-run".into(),
         lease_until_ms: (now_nanos / 1_000_000) as i64 + 60_000,
         now_nanos,
+        replay_from_nanos: None,
         deadline: None,
         deadline_margin: Duration::from_secs(5),
     }
@@ -497,4 +512,30 @@ async fn an_app_leased_by_another_run_is_skipped_as_locked_not_failed() {
     };
     assert_eq!(world.run_with(later).await.apps[0].status, AppStatus::Ok);
     assert_eq!(world.notifier.ids("1"), ["r"]);
+}
+
+#[tokio::test]
+async fn a_replay_sends_what_was_never_delivered_and_nothing_twice() {
+    let world = World::new(5);
+    // Before the first run's 24 h backfill window, and inside it.
+    world.source.set(
+        "1",
+        vec![
+            review("old", "2024-05-30T12:00:00Z"),
+            review("recent", "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1"), ["recent"]);
+
+    let replay = |hours: i128| RunOptions {
+        replay_from_nanos: Some(parse_instant(NOW).unwrap() - hours * 3_600 * 1_000_000_000),
+        ..options(&["1"])
+    };
+    let summary = world.run_with(replay(72)).await;
+    assert_eq!(summary.apps[0].delivered, 1);
+    assert_eq!(world.notifier.ids("1"), ["recent", "old"]);
+    world.run_with(replay(72)).await;
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids("1"), ["recent", "old"], "nothing twice");
 }

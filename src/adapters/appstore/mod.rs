@@ -3,7 +3,7 @@
 pub(crate) mod model;
 mod token;
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -15,7 +15,7 @@ use crate::config::RetryPolicy;
 use url::Url;
 
 use crate::domain::AppId;
-use crate::ports::{Page, PageRequest, ReviewSource, SourceError};
+use crate::ports::{Page, PageRequest, ReviewSource, SourceError, TimeLimit};
 use crate::secret::ApiKey;
 
 pub use token::TokenCache;
@@ -66,15 +66,15 @@ impl ReviewSource for AppStoreClient {
         key: &ApiKey,
         app: &AppId,
         request: &PageRequest,
-        give_up_at: Option<Instant>,
+        limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError> {
         let url = match request {
             PageRequest::First => self.first_page_url(app),
             PageRequest::Next(next) if self.same_origin(next) => next.clone(),
             PageRequest::Next(_) => return Err(SourceError::ForeignNext),
         };
-        with_retries(&self.retry, give_up_at, |attempt| {
-            self.get_once(key, app, &url, attempt)
+        with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
+            self.get_once(key, app, &url, limit, attempt)
         })
         .await
     }
@@ -90,6 +90,7 @@ impl AppStoreClient {
         key: &ApiKey,
         app: &AppId,
         url: &Url,
+        limit: Option<TimeLimit>,
         attempt: u32,
     ) -> Attempt<Page, SourceError> {
         let now = SystemTime::now()
@@ -102,7 +103,10 @@ impl AppStoreClient {
         let sent = self
             .http
             .get(url.clone())
-            .timeout(self.retry.request_timeout)
+            .timeout(TimeLimit::request_timeout(
+                limit,
+                self.retry.request_timeout,
+            ))
             .bearer_auth(token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()

@@ -6,7 +6,7 @@ pub mod json;
 pub mod slack;
 pub mod teams;
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use crate::adapters::retry::{Attempt, retry_after, with_retries};
 use crate::config::{RetryPolicy, WebhookFormat};
 use crate::domain::{AppId, Review, Territory};
-use crate::ports::{DeliveryError, Notifier};
+use crate::ports::{DeliveryError, Notifier, TimeLimit};
 use crate::secret::Destination;
 
 /// Unix seconds when a signed message was sent.
@@ -42,12 +42,16 @@ impl WebhookNotifier {
         destination: &Destination,
         review: &Review,
         body: &[u8],
+        limit: Option<TimeLimit>,
         attempt: u32,
     ) -> Attempt<(), DeliveryError> {
         let mut request = self
             .http
             .post(destination.url.expose().clone())
-            .timeout(self.retry.request_timeout)
+            .timeout(TimeLimit::request_timeout(
+                limit,
+                self.retry.request_timeout,
+            ))
             // Lets a receiver drop a message it already has (a resend after a crash).
             .header("Idempotency-Key", &review.id)
             .header(CONTENT_TYPE, "application/json");
@@ -214,7 +218,7 @@ impl Notifier for WebhookNotifier {
         destination: &Destination,
         app: &AppId,
         review: &Review,
-        give_up_at: Option<Instant>,
+        limit: Option<TimeLimit>,
     ) -> Result<(), DeliveryError> {
         // Serialised once: a signature covers exactly these bytes, at every try.
         let body = serde_json::to_vec(&payload(destination.format, app, review)).map_err(|e| {
@@ -223,8 +227,8 @@ impl Notifier for WebhookNotifier {
                 attempts: 0,
             }
         })?;
-        with_retries(&self.retry, give_up_at, |attempt| {
-            self.post_once(destination, review, &body, attempt)
+        with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
+            self.post_once(destination, review, &body, limit, attempt)
         })
         .await
     }

@@ -1,0 +1,77 @@
+//! Stand-ins for a dry run: the table is read but never written, and every message is formatted
+//! but never sent.
+
+use async_trait::async_trait;
+use tracing::{debug, info};
+
+use crate::domain::{AppId, AppState, Review, Watermark};
+use crate::ports::{DeliveryError, Notifier, StateError, StateStore, TimeLimit};
+use crate::secret::Destination;
+
+/// Reads through to the real table; writes, leases included, go nowhere.
+pub struct ReadOnlyState<'a>(pub &'a dyn StateStore);
+
+#[async_trait]
+impl StateStore for ReadOnlyState<'_> {
+    async fn load(
+        &self,
+        app: &AppId,
+        overlap_hours: u32,
+        replay_from_nanos: Option<i128>,
+    ) -> Result<Option<AppState>, StateError> {
+        self.0.load(app, overlap_hours, replay_from_nanos).await
+    }
+
+    async fn create(&self, _app: &AppId, state: &AppState) -> Result<AppState, StateError> {
+        Ok(state.clone())
+    }
+
+    async fn record(
+        &self,
+        _app: &AppId,
+        _delivered: &Watermark,
+        _advance: bool,
+        _keep_until_secs: i64,
+    ) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        _app: &AppId,
+        _holder: &str,
+        _now_ms: i64,
+        _until_ms: i64,
+    ) -> Result<bool, StateError> {
+        Ok(true)
+    }
+
+    async fn release_lease(&self, _app: &AppId, _holder: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+}
+
+/// Formats each message as it would be sent and logs its size (and, at debug level, the body).
+pub struct Rehearsal;
+
+#[async_trait]
+impl Notifier for Rehearsal {
+    async fn send(
+        &self,
+        destination: &Destination,
+        app: &AppId,
+        review: &Review,
+        _limit: Option<TimeLimit>,
+    ) -> Result<(), DeliveryError> {
+        let body = super::webhooks::payload(destination.format, app, review);
+        let text = body.to_string();
+        info!(
+            review_id = %review.id,
+            destination = %destination.label,
+            bytes = text.len(),
+            "dry run: would send"
+        );
+        debug!(review_id = %review.id, payload = %text, "dry run: message");
+        Ok(())
+    }
+}
