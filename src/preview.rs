@@ -40,10 +40,10 @@ const SIGNATURE_NOTE: &str = "review-relay preview: the body only; a destination
 
 /// Runs the command: the payload on stdout as pretty JSON, or one line on stderr.
 pub fn main(args: &[String]) -> ExitCode {
-    match preview(args) {
-        Ok(json) => {
+    match run(args) {
+        Ok((format, json)) => {
             println!("{json}");
-            if Request::parse(args).is_ok_and(|r| r.format == WebhookFormat::Json) {
+            if format == WebhookFormat::Json {
                 eprintln!("{SIGNATURE_NOTE}");
             }
             ExitCode::SUCCESS
@@ -57,6 +57,10 @@ pub fn main(args: &[String]) -> ExitCode {
 
 /// The pretty JSON that `args` (what follows `preview`) ask for.
 pub fn preview(args: &[String]) -> Result<String, PreviewError> {
+    run(args).map(|(_, json)| json)
+}
+
+fn run(args: &[String]) -> Result<(WebhookFormat, String), PreviewError> {
     let request = Request::parse(args)?;
     let (text, source) = match &request.file {
         None => (SAMPLE.to_owned(), "the built-in sample".to_owned()),
@@ -68,8 +72,9 @@ pub fn preview(args: &[String]) -> Result<String, PreviewError> {
     };
     let review = parse_review(&text).map_err(|e| PreviewError::Input(format!("{source} {e}")))?;
     let message = payload(request.format, &request.app, &review);
-    serde_json::to_string_pretty(&message)
-        .map_err(|e| PreviewError::Input(format!("the message could not be serialised ({e})")))
+    let json = serde_json::to_string_pretty(&message)
+        .map_err(|e| PreviewError::Input(format!("the message could not be serialised ({e})")))?;
+    Ok((request.format, json))
 }
 
 struct Request {

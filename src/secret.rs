@@ -122,23 +122,23 @@ impl RelaySecret {
 
         let default_signing = signing_secret(&fields, "signing_secret".into())?;
         let mut destinations = Vec::new();
-        match optional(&fields, "webhook_url")? {
-            Some(webhook) => {
-                let url = Url::parse(webhook.trim())
-                    .map_err(|e| SecretFormatError::WebhookUrl(format!("is not a URL ({e})")))?;
-                require_secure(&url).map_err(SecretFormatError::WebhookUrl)?;
-                let format = default_format.unwrap_or_else(|| WebhookFormat::infer(&url));
-                destinations.push(Destination {
-                    label: format!("webhook_url ({})", format.name()),
-                    signing_secret: signing_for(format, None, &default_signing),
-                    url: SecretUrl(url),
-                    format,
-                });
-            }
-            None if fields.contains_key("destinations") => {}
-            None => return Err(SecretFormatError::Missing("webhook_url")),
+        if let Some(webhook) = optional(&fields, "webhook_url")? {
+            let url = Url::parse(webhook.trim())
+                .map_err(|e| SecretFormatError::WebhookUrl(format!("is not a URL ({e})")))?;
+            require_secure(&url).map_err(SecretFormatError::WebhookUrl)?;
+            let format = default_format.unwrap_or_else(|| WebhookFormat::infer(&url));
+            destinations.push(Destination {
+                label: format!("webhook_url ({})", format.name()),
+                signing_secret: signing_for(format, None, &default_signing),
+                url: SecretUrl(url),
+                format,
+            });
         }
         destinations.extend(parse_destinations(&fields, &default_signing)?);
+        // A secret with nowhere to deliver would mark reviews delivered that no one saw.
+        if destinations.is_empty() {
+            return Err(SecretFormatError::Missing("webhook_url"));
+        }
         Ok(Self {
             api_key,
             destinations,
@@ -545,11 +545,17 @@ mod tests {
         fields["signing_secret"] = "".into();
         let message = secret(fields).unwrap_err().to_string();
         assert!(message.contains("`signing_secret` is empty"), "{message}");
-        let mut fields = full(P8);
-        fields.as_object_mut().unwrap().remove("webhook_url");
-        assert_eq!(
-            secret(fields).unwrap_err(),
-            SecretFormatError::Missing("webhook_url")
-        );
+        // Nowhere to deliver: no `webhook_url`, and no `destinations` or a null one.
+        for destinations in [None, Some(Value::Null)] {
+            let mut fields = full(P8);
+            fields.as_object_mut().unwrap().remove("webhook_url");
+            if let Some(destinations) = destinations {
+                fields["destinations"] = destinations;
+            }
+            assert_eq!(
+                secret(fields).unwrap_err(),
+                SecretFormatError::Missing("webhook_url")
+            );
+        }
     }
 }

@@ -72,8 +72,9 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
         }
     };
     let author = fit_escaped(&card.app_name, AUTHOR_NAME_MAX, escape, utf16_len);
+    // (name, value, inline)
     let mut fields = vec![
-        field(
+        (
             "Reviewer",
             fit_escaped(
                 card.nickname_or_anonymous(),
@@ -83,11 +84,11 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
             ),
             true,
         ),
-        field("Territory", escape(&card.territory_display()), true),
-        field("Date", card.date.clone(), true),
+        ("Territory", escape(&card.territory_display()), true),
+        ("Date", card.date.clone(), true),
     ];
     if let Some(reply) = card.reply {
-        fields.push(field(
+        fields.push((
             "Developer response",
             fit_escaped(reply, FIELD_VALUE_MAX, escape, utf16_len),
             false,
@@ -127,10 +128,6 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
         "allowed_mentions": {"parse": []},
         "embeds": [embed],
     })
-}
-
-fn field(name: &'static str, value: String, inline: bool) -> (&'static str, String, bool) {
-    (name, value, inline)
 }
 
 /// The review's instant in UTC, ISO 8601, which Discord shows in each reader's own time zone.
