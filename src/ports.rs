@@ -91,6 +91,41 @@ pub trait ReviewSource: Send + Sync {
 
     /// Drops any cached token, so the next request signs a fresh one.
     fn forget_token(&self);
+
+    /// What Apple's last answer said is left of the key's hourly request budget, if it said.
+    fn budget(&self) -> Option<RateBudget>;
+}
+
+/// Apple's `X-Rate-Limit` header: requests allowed per hour for the key, and how many are left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBudget {
+    pub limit: u32,
+    pub remaining: u32,
+}
+
+impl RateBudget {
+    /// Whether optional requests (re-reading the overlap window for late reviews) may be spent:
+    /// a quarter of the hour's budget is kept for the pages every run must read.
+    pub fn allows_optional(budget: Option<RateBudget>) -> bool {
+        budget.is_none_or(|b| b.remaining > b.limit / 4)
+    }
+
+    /// `user-hour-lim:3500;user-hour-rem:3400;`, as Apple sends it.
+    pub fn parse(header: &str) -> Option<RateBudget> {
+        let mut limit = None;
+        let mut remaining = None;
+        for part in header.split(';') {
+            match part.trim().split_once(':') {
+                Some(("user-hour-lim", v)) => limit = v.trim().parse().ok(),
+                Some(("user-hour-rem", v)) => remaining = v.trim().parse().ok(),
+                _ => {}
+            }
+        }
+        Some(RateBudget {
+            limit: limit?,
+            remaining: remaining?,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,5 +240,31 @@ fn tries(attempts: u32) -> String {
         format!(" (after {attempts} attempts)")
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_apples_rate_limit_header_and_keeps_a_quarter_in_reserve() {
+        let budget = RateBudget::parse("user-hour-lim:3500;user-hour-rem:876;");
+        assert_eq!(
+            budget,
+            Some(RateBudget {
+                limit: 3500,
+                remaining: 876
+            })
+        );
+        assert!(RateBudget::allows_optional(budget));
+        let low = RateBudget::parse("user-hour-rem:875; user-hour-lim:3500");
+        assert!(!RateBudget::allows_optional(low));
+        assert!(
+            RateBudget::allows_optional(None),
+            "no header, no limit known"
+        );
+        assert_eq!(RateBudget::parse("user-hour-lim:3500;"), None);
+        assert_eq!(RateBudget::parse("garbage"), None);
     }
 }

@@ -1068,3 +1068,39 @@ async fn a_slow_app_store_connect_near_the_deadline_does_not_keep_the_run_past_i
     assert_eq!(counts(&after, app), ("ok".into(), 2, 2, 2, 0, 1), "{after}");
     assert_eq!(world.delivered_to(app), ids);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_apples_hourly_budget_low_the_overlap_re_scan_is_put_off_not_lost() {
+    let world = World::new(AscConfig::team()).await;
+    let app = "1021";
+    // 201 reviews: two pages of 200, the second reaching back past the watermark.
+    let (reviews, mut ids) = feed("k", 201, 30);
+    world.asc.set_reviews(app, reviews);
+    let (api, process) = world.lambda_with(app, FAST);
+    ok(invoke(&api).await);
+    assert_eq!(world.delivered_to(app), ids);
+
+    // A late review dated before the whole first page, and a new one; Apple's budget runs low.
+    let (late, late_ids) = feed("late", 1, 400);
+    let (new, new_ids) = feed("new", 1, 0);
+    world.asc.push_review(app, late[0].clone());
+    world.asc.push_review(app, new[0].clone());
+    world.asc.set_rate_limit(Some((3_500, 700)));
+    let low = ok(invoke(&api).await);
+    assert_eq!(summary_app(&low, app)["rescan_skipped"], true, "{low}");
+    assert_eq!(counts(&low, app), ("ok".into(), 200, 1, 1, 0, 1), "{low}");
+    ids.extend(new_ids);
+    assert_eq!(world.delivered_to(app), ids);
+
+    // With budget to spare again, the re-scan finds the late review.
+    world.asc.set_rate_limit(Some((3_500, 3_000)));
+    let full = ok(invoke(&api).await);
+    assert!(
+        summary_app(&full, app).get("rescan_skipped").is_none(),
+        "{full}"
+    );
+    assert_eq!(counts(&full, app), ("ok".into(), 203, 1, 1, 0, 2), "{full}");
+    ids.extend(late_ids);
+    assert_eq!(world.delivered_to(app), ids);
+    assert_no_leaks(&world, &[&process.output()]);
+}

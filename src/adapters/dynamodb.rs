@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -55,6 +55,12 @@ fn s(value: impl Into<String>) -> AttributeValue {
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// A conditional write refused because its condition did not hold (another run got there first).
+fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error().and_then(ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
 }
 
 fn store_error<E, R>(err: SdkError<E, R>) -> StateError
@@ -172,15 +178,9 @@ impl StateStore for DynamoStateStore {
         match result {
             Ok(_) => Ok(state.clone()),
             // Another run created it first: use theirs.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.load(app, 0, None).await?.ok_or_else(|| {
-                    StateError::Malformed("the state item vanished after a conflict".into())
-                })
-            }
+            Err(err) if condition_failed(&err) => self.load(app, 0, None).await?.ok_or_else(|| {
+                StateError::Malformed("the state item vanished after a conflict".into())
+            }),
             Err(err) => Err(store_error(err)),
         }
     }
@@ -268,13 +268,7 @@ impl StateStore for DynamoStateStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(err) if condition_failed(&err) => Ok(false),
             Err(err) => Err(store_error(err)),
         }
     }
@@ -293,13 +287,7 @@ impl StateStore for DynamoStateStore {
         match result {
             Ok(_) => Ok(()),
             // Expired and taken by another run: theirs now.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if condition_failed(&err) => Ok(()),
             Err(err) => Err(store_error(err)),
         }
     }

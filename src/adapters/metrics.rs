@@ -72,6 +72,7 @@ mod tests {
             pending,
             pages: 1,
             error: None,
+            rescan_skipped: false,
             newest_delivered_nanos: newest,
         }
     }

@@ -11,8 +11,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::domain::{AppId, AppState, Review, Watermark, select_new};
 use crate::ports::{
-    Notifier, Page, PageRequest, ReviewSource, SecretError, Secrets, SourceError, StateError,
-    StateStore, TimeLimit,
+    Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, SourceError,
+    StateError, StateStore, TimeLimit,
 };
 use crate::secret::RelaySecret;
 
@@ -74,6 +74,10 @@ pub struct AppSummary {
     pub pages: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the overlap window was not read again for late reviews, to spare App Store
+    /// Connect's hourly budget; a later run with budget to spare does it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rescan_skipped: bool,
     /// When the newest review delivered so far was created (ns), if the app has one.
     #[serde(skip)]
     pub newest_delivered_nanos: Option<i128>,
@@ -167,6 +171,7 @@ impl AppSummary {
             pending: 0,
             pages: 0,
             error: None,
+            rescan_skipped: false,
             newest_delivered_nanos: None,
         }
     }
@@ -399,6 +404,24 @@ async fn fetch_new(
         reviews.extend(page_reviews);
         let Some(next) = next else { break };
         if oldest.is_none_or(|oldest| oldest < state.window_start(options.overlap_hours)) {
+            break;
+        }
+        // Everything after the watermark is in hand; what follows only re-reads the overlap for
+        // late reviews, which can wait for a run with budget to spare.
+        let past_watermark = state
+            .watermark
+            .as_ref()
+            .zip(oldest)
+            .is_some_and(|(mark, oldest)| oldest < mark.key.nanos);
+        if past_watermark
+            && state.replay_from_nanos.is_none()
+            && !RateBudget::allows_optional(deps.source.budget())
+        {
+            info!(
+                page = page_number,
+                "App Store Connect's hourly budget is low; the overlap re-scan waits for a later run"
+            );
+            summary.rescan_skipped = true;
             break;
         }
         if !followed.insert(page_identity(&next)) {

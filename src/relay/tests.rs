@@ -67,6 +67,7 @@ struct FakeSource {
     page_size: usize,
     requests: AtomicUsize,
     rejections_left: AtomicUsize,
+    budget: Mutex<Option<crate::ports::RateBudget>>,
 }
 
 impl FakeSource {
@@ -76,6 +77,7 @@ impl FakeSource {
             page_size,
             requests: AtomicUsize::new(0),
             rejections_left: AtomicUsize::new(0),
+            budget: Mutex::new(None),
         }
     }
 
@@ -118,6 +120,10 @@ impl ReviewSource for FakeSource {
     }
 
     fn forget_token(&self) {}
+
+    fn budget(&self) -> Option<crate::ports::RateBudget> {
+        *self.budget.lock().unwrap()
+    }
 }
 
 /// The table in memory, with the same conditions as the DynamoDB adapter.
@@ -538,4 +544,35 @@ async fn a_replay_sends_what_was_never_delivered_and_nothing_twice() {
     world.run_with(replay(72)).await;
     world.run(&["1"]).await;
     assert_eq!(world.notifier.ids("1"), ["recent", "old"], "nothing twice");
+}
+
+#[tokio::test]
+async fn with_apples_budget_low_the_overlap_re_scan_waits_for_a_later_run() {
+    let world = World::new(2);
+    let first = vec![
+        review("a", "2024-06-01T08:00:00Z"),
+        review("b", "2024-06-01T09:00:00Z"),
+        review("c", "2024-06-01T10:00:00Z"),
+        review("d", "2024-06-01T11:00:00Z"),
+    ];
+    world.source.set("1", first.clone());
+    world.run(&["1"]).await;
+
+    let mut later = first;
+    later.push(review("late", "2024-06-01T08:30:00Z"));
+    later.push(review("e", "2024-06-01T11:30:00Z"));
+    world.source.set("1", later);
+    *world.source.budget.lock().unwrap() = Some(crate::ports::RateBudget {
+        limit: 3_500,
+        remaining: 800,
+    });
+    let low = world.run(&["1"]).await;
+    assert!(low.apps[0].rescan_skipped);
+    assert_eq!(low.apps[0].pages, 2, "up to the watermark, no further");
+    assert_eq!(world.notifier.ids("1"), ["a", "b", "c", "d", "e"]);
+
+    *world.source.budget.lock().unwrap() = None;
+    let full = world.run(&["1"]).await;
+    assert!(!full.apps[0].rescan_skipped);
+    assert_eq!(world.notifier.ids("1"), ["a", "b", "c", "d", "e", "late"]);
 }

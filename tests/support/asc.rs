@@ -90,6 +90,8 @@ struct Data {
     page_overrides: HashMap<(String, usize), String>,
     next_overrides: HashMap<(String, usize), String>,
     review_list_requests: HashMap<String, usize>,
+    /// `(limit, remaining)` for Apple's `X-Rate-Limit` header; `None` sends no header.
+    rate_limit: Option<(u32, u32)>,
 }
 
 struct Shared {
@@ -184,6 +186,12 @@ impl AscDouble {
             body,
             headers,
         });
+    }
+
+    /// Sends Apple's `X-Rate-Limit: user-hour-lim:<limit>;user-hour-rem:<remaining>;` with every
+    /// answer, `remaining` counting down one per request (`None` stops the header).
+    pub fn set_rate_limit(&self, budget: Option<(u32, u32)>) {
+        self.data().rate_limit = budget;
     }
 
     /// Delays every answer by `delay` (zero turns it off).
@@ -369,7 +377,7 @@ async fn handle(
         Some(token) => shared.verify(token),
         None => Err("no `Authorization: Bearer` header".to_string()),
     };
-    let reply = match &auth {
+    let mut reply = match &auth {
         Err(_) => Reply::json(401, &not_authorized_body()),
         Ok(()) => shared.route(&method, &uri),
     };
@@ -396,6 +404,13 @@ async fn handle(
             token,
             status: reply.status,
         });
+        if let Some((limit, remaining)) = data.rate_limit.as_mut() {
+            *remaining = remaining.saturating_sub(1);
+            reply.headers.push((
+                "x-rate-limit".into(),
+                format!("user-hour-lim:{limit};user-hour-rem:{remaining};"),
+            ));
+        }
         data.delay
     };
     if !delay.is_zero() {

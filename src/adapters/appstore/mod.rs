@@ -15,7 +15,7 @@ use crate::config::RetryPolicy;
 use url::Url;
 
 use crate::domain::AppId;
-use crate::ports::{Page, PageRequest, ReviewSource, SourceError, TimeLimit};
+use crate::ports::{Page, PageRequest, RateBudget, ReviewSource, SourceError, TimeLimit};
 use crate::secret::ApiKey;
 
 pub use token::TokenCache;
@@ -29,6 +29,8 @@ pub struct AppStoreClient {
     base: Url,
     tokens: TokenCache,
     retry: RetryPolicy,
+    /// From the last answer's `X-Rate-Limit`.
+    budget: std::sync::Mutex<Option<RateBudget>>,
 }
 
 impl AppStoreClient {
@@ -38,6 +40,7 @@ impl AppStoreClient {
             base,
             tokens: TokenCache::default(),
             retry,
+            budget: std::sync::Mutex::new(None),
         }
     }
 
@@ -81,6 +84,10 @@ impl ReviewSource for AppStoreClient {
 
     fn forget_token(&self) {
         self.tokens.forget();
+    }
+
+    fn budget(&self) -> Option<RateBudget> {
+        self.budget.lock().ok().and_then(|b| *b)
     }
 }
 
@@ -130,6 +137,11 @@ impl AppStoreClient {
             .get("x-rate-limit")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if let Some(budget) = rate_limit.as_deref().and_then(RateBudget::parse)
+            && let Ok(mut last) = self.budget.lock()
+        {
+            *last = Some(budget);
+        }
         let after = retry_after(response.headers());
         let body = match response.bytes().await {
             Ok(body) => body,
