@@ -3,16 +3,29 @@
 //! code that knows nothing of review-relay's own constants. `UPDATE_GOLDEN=1` rewrites the
 //! goldens (read the diff before committing it).
 //!
+//! Twenty-five waiting reviews become the messages in the `<format>-batch-25` goldens, each
+//! checked the same way; and a receiver that refuses what each platform refuses accepts every
+//! golden.
+//!
 //! The `preview` command is run as a user would run it, with and without a review file.
+
+// Only the receiver of the shared test doubles.
+#[allow(dead_code)]
+mod support {
+    pub mod receiver;
+    mod server;
+}
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use review_relay::adapters::webhooks::batch;
 use review_relay::adapters::webhooks::payload;
 use review_relay::config::WebhookFormat;
 use review_relay::domain::{AppId, DeveloperResponse, Review};
 use review_relay::preview::parse_review;
-use serde_json::Value;
+use serde_json::{Value, json};
+use support::receiver::{Platform, Receiver};
 
 const APP: &str = "1234567890";
 /// Cases read from tests/fixtures/reviews/<case>.json, as App Store Connect sends them.
@@ -145,6 +158,293 @@ fn long_bodies_are_cut_with_an_ellipsis_not_refused() {
     }
 }
 
+// ---- Twenty-five waiting reviews. ----
+
+/// 25 reviews as they wait, oldest first: short, middling and 10,000-character bodies, replies,
+/// markup and mentions, every rating and none.
+fn waiting() -> Vec<Review> {
+    let titles = [
+        "Great",
+        "Crashes on sync 同期失敗😞",
+        "<!here> <@U123> ping",
+        "**bold** @everyone <at>Team</at>",
+        "",
+    ];
+    let nicknames = [Some("kim"), None, Some("<@123> @here"), Some("ユーザー🌸")];
+    let territories = ["USA", "JPN", "DEU", "FRA", "BRA", "ZZZ"];
+    (1..=25_usize)
+        .map(|i| {
+            // Two long reviews near each other: one message cannot hold both.
+            let body = if matches!(i, 6 | 9 | 17 | 18) {
+                "Sync fails. 同期失敗😞 <users/all> ".repeat(400)
+            } else if i % 3 == 0 {
+                format!("Review {i}: it mostly works & syncs; ").repeat(40)
+            } else {
+                format!("Review {i}: fine <b>again</b>.")
+            };
+            let mut review = Review::new(
+                format!("20000000-0000-0000-0000-0000000000{i:02}"),
+                (i != 13).then_some((i % 5 + 1) as u8),
+                Some(titles[i % 5].to_owned()),
+                Some(body),
+                nicknames[i % 4].map(Into::into),
+                Some(territories[i % 6].to_owned()),
+                format!("2024-03-01T10:{i:02}:00-08:00"),
+                None,
+            )
+            .unwrap();
+            if i % 4 == 0 {
+                review.response = Some(DeveloperResponse {
+                    body: format!("Thanks {i} <@123> @here — 修正済み 🙏"),
+                    last_modified_date: None,
+                });
+            }
+            review
+        })
+        .collect()
+}
+
+fn batch_golden(format: WebhookFormat) -> Vec<batch::Message> {
+    let app = AppId::parse(APP).unwrap();
+    let messages = batch::messages_for(format, &app, &waiting());
+    let listed: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "review_count": m.review_count,
+                "idempotency_key": m.idempotency_key,
+                "body": m.body,
+            })
+        })
+        .collect();
+    golden(&format!("{}-batch-25", format.name()), &Value::from(listed));
+    messages
+}
+
+fn checker(format: WebhookFormat) -> fn(&Value) -> Result<(), String> {
+    match format {
+        WebhookFormat::Slack => check_slack,
+        WebhookFormat::Discord => check_discord,
+        WebhookFormat::Teams => check_teams,
+        WebhookFormat::GoogleChat => check_googlechat,
+        WebhookFormat::Json => check_json,
+    }
+}
+
+#[test]
+fn waiting_reviews_become_the_batch_goldens_within_every_limit() {
+    let reviews = waiting();
+    for format in WebhookFormat::ALL {
+        let name = format.name();
+        let messages = batch_golden(format);
+        assert_eq!(
+            messages.iter().map(|m| m.review_count).sum::<usize>(),
+            reviews.len(),
+            "{name}"
+        );
+        assert!(
+            messages.len() < reviews.len() || format == WebhookFormat::Json,
+            "{name}: nothing was batched"
+        );
+        let mut next = 0;
+        for (k, message) in messages.iter().enumerate() {
+            if let Err(problem) = checker(format)(&message.body) {
+                panic!("{name}-batch-25 message {k}: {problem}");
+            }
+            let carried = &reviews[next..next + message.review_count];
+            // Every review where it belongs: in this message, in order.
+            let text = message.body.to_string();
+            let mut at = 0;
+            for review in carried {
+                let date = review_relay::adapters::webhooks::display_date(review);
+                let needle = if format == WebhookFormat::Json {
+                    review.id.clone()
+                } else {
+                    date
+                };
+                let found = text[at..]
+                    .find(&needle)
+                    .unwrap_or_else(|| panic!("{name}: {} not in order in {k}", review.id));
+                at += found;
+            }
+            match carried {
+                [one] => assert_eq!(message.idempotency_key, one.id),
+                _ => {
+                    assert!(message.idempotency_key.starts_with("batch-"));
+                    assert_eq!(message.idempotency_key.len(), 6 + 32);
+                }
+            }
+            next += message.review_count;
+        }
+        let mut keys: Vec<&str> = messages
+            .iter()
+            .map(|m| m.idempotency_key.as_str())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), messages.len(), "{name}: a key repeats");
+    }
+}
+
+/// Every golden of `format`: (file name, body) for each message it holds.
+fn golden_bodies(format: WebhookFormat) -> Vec<(String, Value)> {
+    let mut bodies = Vec::new();
+    let dir = fixtures().join("golden");
+    let prefix = format!("{}-", format.name());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix) && name.ends_with(".json"))
+        .collect();
+    names.sort();
+    for name in names {
+        let value: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(&name)).unwrap()).unwrap();
+        match value {
+            Value::Array(messages) => {
+                for (k, message) in messages.into_iter().enumerate() {
+                    bodies.push((format!("{name}[{k}]"), message["body"].clone()));
+                }
+            }
+            message => bodies.push((name, message)),
+        }
+    }
+    bodies
+}
+
+fn platform(format: WebhookFormat) -> Option<Platform> {
+    match format {
+        WebhookFormat::Slack => Some(Platform::Slack),
+        WebhookFormat::Discord => Some(Platform::Discord),
+        WebhookFormat::Teams => Some(Platform::Teams),
+        WebhookFormat::GoogleChat => Some(Platform::GoogleChat),
+        WebhookFormat::Json => None,
+    }
+}
+
+/// Just over one of `platform`'s limits, and otherwise a message it takes.
+fn oversized(platform: Platform) -> Value {
+    match platform {
+        Platform::Slack => json!({
+            "text": "too many blocks",
+            "blocks": vec![json!({"type": "divider"}); 51],
+        }),
+        Platform::Discord => json!({
+            "allowed_mentions": {"parse": []},
+            "embeds": [
+                {"title": "a", "description": "d".repeat(4_000)},
+                {"title": "b", "description": "d".repeat(2_000)},
+            ],
+        }),
+        Platform::Teams => json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {"type": "AdaptiveCard", "version": "1.4", "body": [
+                    {"type": "TextBlock", "text": "x".repeat(28_000)},
+                ]},
+            }],
+        }),
+        Platform::GoogleChat => json!({"text": "x".repeat(32_000)}),
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_enforcing_each_platforms_limits_takes_every_golden() {
+    let http = reqwest::Client::new();
+    let post = |url: String, body: Vec<u8>| {
+        let request = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    for format in WebhookFormat::ALL {
+        let Some(platform) = platform(format) else {
+            continue;
+        };
+        let receiver = Receiver::start();
+        receiver.enforce(platform);
+        let bodies = golden_bodies(format);
+        assert!(bodies.len() > 6, "{}: goldens missing", format.name());
+        for (name, body) in &bodies {
+            let (status, text) = post(receiver.url(name), serde_json::to_vec(body).unwrap()).await;
+            assert!(
+                (200..300).contains(&status),
+                "{name}: refused with {status}: {text}"
+            );
+        }
+
+        let too_big = serde_json::to_vec(&oversized(platform)).unwrap();
+        let (status, reason) = post(receiver.url("oversized"), too_big.clone()).await;
+        assert_eq!(status, 400, "{platform:?}: an oversized body was taken");
+        assert_eq!(reason.lines().count(), 1, "{reason}");
+        let refused = receiver.received().pop().unwrap();
+        assert!(!refused.accepted && refused.status == 400);
+
+        // Without the switch, the same receiver takes anything, as before.
+        let plain = Receiver::start();
+        let (status, _) = post(plain.url("oversized"), too_big).await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn the_receivers_refusals_name_the_limit() {
+    use support::receiver::refusal;
+    let reason = |platform, message: Value| {
+        refusal(platform, &serde_json::to_vec(&message).unwrap()).unwrap_or_default()
+    };
+    for platform in Platform::ALL {
+        assert!(
+            !reason(platform, oversized(platform)).is_empty(),
+            "{platform:?}"
+        );
+    }
+    assert!(reason(Platform::Slack, oversized(Platform::Slack)).contains("blocks is 51"));
+    let section = |text: String| json!({"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]});
+    assert!(reason(Platform::Slack, section("x".repeat(3_001))).contains("3000"));
+    assert!(
+        refusal(
+            Platform::Slack,
+            &serde_json::to_vec(&section("x".repeat(3_000))).unwrap()
+        )
+        .is_none()
+    );
+    let embed = |embed: Value| json!({"embeds": [embed]});
+    assert!(reason(Platform::Discord, embed(json!({"title": "t".repeat(257)}))).contains("title"));
+    assert!(
+        reason(
+            Platform::Discord,
+            embed(json!({"fields": [{"name": "n", "value": "v".repeat(1_025)}]}))
+        )
+        .contains("fields.value")
+    );
+    assert!(reason(Platform::Discord, json!({"content": "c".repeat(2_001)})).contains("content"));
+    assert!(
+        reason(
+            Platform::Discord,
+            json!({"embeds": vec![json!({"title": "t"}); 11]})
+        )
+        .contains("embeds is 11")
+    );
+    assert!(
+        reason(
+            Platform::Teams,
+            json!({"type": "message", "attachments": [{"contentType": "text/html"}]})
+        )
+        .contains("contentType")
+    );
+    assert!(
+        reason(Platform::GoogleChat, json!({"cards": []})).contains("neither text nor cardsV2")
+    );
+    assert!(refusal(Platform::GoogleChat, b"not json").is_some());
+}
+
 // ---- Checkers: each platform's documented limits, written from its documentation. ----
 
 fn chars(value: &Value) -> usize {
@@ -174,25 +474,34 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 /// Slack Block Kit: at most 50 blocks; section text at most 3,000 characters; a context block
-/// at most 10 elements of at most 3,000 characters. No `<!…>` or `<@…>` control sequences.
+/// at most 10 elements of at most 3,000 characters; dividers; 12,000 characters of text over all
+/// blocks (documented for markdown blocks, `msg_blocks_too_long` for the rest). No `<!…>` or
+/// `<@…>` control sequences.
 fn check_slack(message: &Value) -> Result<(), String> {
     let blocks = message["blocks"].as_array().ok_or("no blocks")?;
     at_most("blocks", blocks.len(), 50)?;
+    let mut total = 0;
     for block in blocks {
         match block["type"].as_str() {
-            Some("section") => at_most("section text", chars(&block["text"]["text"]), 3_000)?,
+            Some("section") => {
+                total += chars(&block["text"]["text"]);
+                at_most("section text", chars(&block["text"]["text"]), 3_000)?;
+            }
             Some("context") => {
                 let elements = block["elements"]
                     .as_array()
                     .ok_or("context without elements")?;
                 at_most("context elements", elements.len(), 10)?;
                 for element in elements {
+                    total += chars(&element["text"]);
                     at_most("context text", chars(&element["text"]), 3_000)?;
                 }
             }
+            Some("divider") => {}
             other => return Err(format!("unexpected block {other:?}")),
         }
     }
+    at_most("text over all blocks", total, 12_000)?;
     at_most("text", chars(&message["text"]), 40_000)?;
     for text in strings(message) {
         for live in ["<!", "<@", "<#"] {
@@ -273,16 +582,33 @@ fn check_teams(message: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Google Chat: a message of at most 32,000 bytes with `text` and one `cardsV2` card. No
-/// `<users/…>` mention and no HTML a reviewer wrote.
+/// Google Chat: a message of at most 32,000 bytes with `text` and `cardsV2` cards, each with
+/// a `cardId` of its own and at most 100 widgets. No `<users/…>` mention and no HTML a reviewer
+/// wrote.
 fn check_googlechat(message: &Value) -> Result<(), String> {
     at_most("message bytes", bytes(message), 32_000)?;
     if chars(&message["text"]) == 0 {
         return Err("no text fallback".into());
     }
-    let card = &message["cardsV2"][0];
-    if card["cardId"].as_str().is_none() || card["card"]["sections"].as_array().is_none() {
-        return Err("not a cardsV2 card".into());
+    let cards = message["cardsV2"].as_array().ok_or("no cardsV2")?;
+    if cards.is_empty() {
+        return Err("no cardsV2 card".into());
+    }
+    let mut ids = std::collections::HashSet::new();
+    for card in cards {
+        let (Some(id), Some(sections)) =
+            (card["cardId"].as_str(), card["card"]["sections"].as_array())
+        else {
+            return Err("not a cardsV2 card".into());
+        };
+        if !ids.insert(id) {
+            return Err(format!("cardId {id} repeats"));
+        }
+        let widgets: usize = sections
+            .iter()
+            .map(|s| s["widgets"].as_array().map_or(0, Vec::len))
+            .sum();
+        at_most("widgets in a card", widgets, 100)?;
     }
     for text in strings(message) {
         if text.contains("<users/") {
@@ -299,7 +625,11 @@ fn check_googlechat(message: &Value) -> Result<(), String> {
 
 /// The `json` format: one review, every field present.
 fn check_json(message: &Value) -> Result<(), String> {
-    let review = &message["reviews"][0];
+    let reviews = message["reviews"].as_array().ok_or("no reviews")?;
+    if reviews.len() != 1 {
+        return Err(format!("{} reviews in one message", reviews.len()));
+    }
+    let review = &reviews[0];
     for field in [
         "id",
         "app_id",

@@ -1,5 +1,6 @@
 //! Webhook receiver: accepts POST on any path, records each request and answers with
-//! scripted statuses.
+//! scripted statuses; under [`Receiver::enforce`] it refuses, as the platform would, a body that
+//! breaks a chat platform's documented limits.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +45,24 @@ impl Received {
     }
 }
 
+/// A chat platform whose documented message limits [`Receiver::enforce`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    Slack,
+    Discord,
+    Teams,
+    GoogleChat,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Slack,
+        Platform::Discord,
+        Platform::Teams,
+        Platform::GoogleChat,
+    ];
+}
+
 #[derive(Default)]
 struct Data {
     received: Vec<Received>,
@@ -52,6 +71,7 @@ struct Data {
     delay: Duration,
     retry_after: Option<String>,
     error_body: Option<String>,
+    enforce: Option<Platform>,
 }
 
 /// A running receiver; dropping it stops the server.
@@ -144,6 +164,13 @@ impl Receiver {
         self.data().error_body = body.map(str::to_string);
     }
 
+    /// From now on, a POST whose body breaks `platform`'s documented limits is answered 400 with
+    /// a one-line reason (see [`refusal`]), whatever the script says; any other is answered as
+    /// before.
+    pub fn enforce(&self, platform: Platform) {
+        self.data().enforce = Some(platform);
+    }
+
     /// Forgets received requests and resets every switch.
     pub fn reset(&self) {
         *self.data() = Data::default();
@@ -167,11 +194,18 @@ async fn handle(
     let (status, delay, retry_after, error_body) = {
         let mut data = data.lock().unwrap();
         let number = data.received.len() + 1;
-        let status = match data.script.pop_front() {
-            Some(status) => status,
-            None => match data.fail_from {
-                Some((from, status)) if number >= from => status,
-                _ => 200,
+        let refused = data
+            .enforce
+            .and_then(|platform| refusal(platform, body.as_bytes()));
+        // A refused body leaves the script for the next request.
+        let status = match refused {
+            Some(_) => 400,
+            None => match data.script.pop_front() {
+                Some(status) => status,
+                None => match data.fail_from {
+                    Some((from, status)) if number >= from => status,
+                    _ => 200,
+                },
             },
         };
         data.received.push(Received {
@@ -197,7 +231,12 @@ async fn handle(
         } else {
             None
         };
-        (status, data.delay, retry_after, data.error_body.clone())
+        (
+            status,
+            data.delay,
+            retry_after,
+            refused.or_else(|| data.error_body.clone()),
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -215,4 +254,151 @@ async fn handle(
     builder
         .body(Body::from(text))
         .expect("valid response parts")
+}
+
+// ---- Each platform's documented limits, as its webhook refuses a message. ----
+
+/// Why `platform` would refuse a message with `body`, in one line; `None` when it takes it.
+pub fn refusal(platform: Platform, body: &[u8]) -> Option<String> {
+    let message: Value = match serde_json::from_slice(body) {
+        Ok(message) => message,
+        Err(e) => return Some(format!("invalid_payload: the body is not JSON ({e})")),
+    };
+    let checked = match platform {
+        Platform::Slack => slack_limits(&message),
+        Platform::Discord => discord_limits(&message),
+        Platform::Teams => teams_limits(&message, body.len()),
+        Platform::GoogleChat => google_chat_limits(&message, body.len()),
+    };
+    checked.err()
+}
+
+fn length(value: &Value) -> usize {
+    value.as_str().map_or(0, |s| s.chars().count())
+}
+
+fn items(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn limit(what: &str, got: usize, max: usize) -> Result<(), String> {
+    if got > max {
+        Err(format!("{what} is {got}, more than {max}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Slack incoming webhooks (Block Kit): `text` or `blocks`; at most 50 blocks; section text
+/// 3,000 characters and at most 10 fields of 2,000; header text 150; context at most 10
+/// elements of 3,000; and about 12,000 characters of text over all blocks (`msg_blocks_too_long`).
+fn slack_limits(message: &Value) -> Result<(), String> {
+    let blocks = items(&message["blocks"]);
+    if blocks.is_empty() && length(&message["text"]) == 0 {
+        return Err("no_text: neither text nor blocks".into());
+    }
+    let invalid = |e: String| format!("invalid_blocks: {e}");
+    limit("blocks", blocks.len(), 50).map_err(invalid)?;
+    let mut total = 0;
+    for (i, block) in blocks.iter().enumerate() {
+        let mut text = |what: &str, value: &Value, max: usize| {
+            total += length(value);
+            limit(&format!("blocks[{i}] {what}"), length(value), max).map_err(invalid)
+        };
+        match block["type"].as_str() {
+            Some("section") => {
+                text("text", &block["text"]["text"], 3_000)?;
+                let fields = items(&block["fields"]);
+                limit(&format!("blocks[{i}] fields"), fields.len(), 10).map_err(invalid)?;
+                for field in fields {
+                    text("field text", &field["text"], 2_000)?;
+                }
+                if length(&block["text"]["text"]) == 0 && fields.is_empty() {
+                    return Err(invalid(format!("blocks[{i}] section has no text")));
+                }
+            }
+            Some("header") => text("header text", &block["text"]["text"], 150)?,
+            Some("context") => {
+                let elements = items(&block["elements"]);
+                limit(&format!("blocks[{i}] elements"), elements.len(), 10).map_err(invalid)?;
+                for element in elements {
+                    text("context text", &element["text"], 3_000)?;
+                }
+            }
+            Some("divider") => {}
+            other => return Err(invalid(format!("blocks[{i}] has unknown type {other:?}"))),
+        }
+    }
+    limit("text over all blocks", total, 12_000).map_err(|e| format!("msg_blocks_too_long: {e}"))
+}
+
+/// Discord execute webhook: `content` 2,000 characters; at most 10 embeds; title 256,
+/// description 4,096, at most 25 fields with name 256 and value 1,024, footer text 2,048,
+/// author name 256; 6,000 characters over all embeds; not empty.
+fn discord_limits(message: &Value) -> Result<(), String> {
+    let embeds = items(&message["embeds"]);
+    if embeds.is_empty() && length(&message["content"]) == 0 {
+        return Err("Cannot send an empty message (code 50006)".into());
+    }
+    let invalid = |e: String| format!("Invalid Form Body (code 50035): {e}");
+    limit("content", length(&message["content"]), 2_000).map_err(invalid)?;
+    limit("embeds", embeds.len(), 10).map_err(invalid)?;
+    let mut total = 0;
+    for (i, embed) in embeds.iter().enumerate() {
+        let mut part = |what: &str, value: &Value, max: usize| {
+            total += length(value);
+            limit(&format!("embeds[{i}].{what}"), length(value), max).map_err(invalid)
+        };
+        part("title", &embed["title"], 256)?;
+        part("description", &embed["description"], 4_096)?;
+        part("footer.text", &embed["footer"]["text"], 2_048)?;
+        part("author.name", &embed["author"]["name"], 256)?;
+        let fields = items(&embed["fields"]);
+        for field in fields {
+            part("fields.name", &field["name"], 256)?;
+            part("fields.value", &field["value"], 1_024)?;
+        }
+        limit(&format!("embeds[{i}].fields"), fields.len(), 25).map_err(invalid)?;
+    }
+    limit("characters over all embeds", total, 6_000).map_err(invalid)
+}
+
+/// Microsoft Teams Workflows: a body of at most 28 KB (28,000 bytes) whose first attachment is
+/// an Adaptive Card.
+fn teams_limits(message: &Value, bytes: usize) -> Result<(), String> {
+    limit("the request body in bytes", bytes, 28_000)
+        .map_err(|e| format!("RequestEntityTooLarge: {e}"))?;
+    let attachment = &message["attachments"][0];
+    if attachment["contentType"] != "application/vnd.microsoft.card.adaptive" {
+        return Err(
+            "InvalidRequest: attachments[0].contentType is not application/vnd.microsoft.card.adaptive"
+                .into(),
+        );
+    }
+    if attachment["content"]["type"] != "AdaptiveCard" {
+        return Err("InvalidRequest: attachments[0].content is not an AdaptiveCard".into());
+    }
+    Ok(())
+}
+
+/// Google Chat incoming webhook: at most 32,000 bytes; `text` or `cardsV2`; every card of
+/// several with its own `cardId`.
+fn google_chat_limits(message: &Value, bytes: usize) -> Result<(), String> {
+    limit("the message in bytes", bytes, 32_000).map_err(|e| format!("INVALID_ARGUMENT: {e}"))?;
+    let cards = items(&message["cardsV2"]);
+    if cards.is_empty() && length(&message["text"]) == 0 {
+        return Err("INVALID_ARGUMENT: the message has neither text nor cardsV2".into());
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (i, card) in cards.iter().enumerate() {
+        if card["card"].is_null() {
+            return Err(format!("INVALID_ARGUMENT: cardsV2[{i}] has no card"));
+        }
+        if cards.len() > 1 && !ids.insert(card["cardId"].as_str().unwrap_or_default()) {
+            return Err(format!(
+                "INVALID_ARGUMENT: cardsV2[{i}] needs a cardId of its own"
+            ));
+        }
+    }
+    Ok(())
 }

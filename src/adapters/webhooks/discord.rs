@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use super::{ReviewCard, fit_escaped, utf16_len};
 use crate::domain::{AppId, Review};
 
+/// Discord refuses a message with more embeds than this.
+pub const MAX_EMBEDS: usize = 10;
 const TITLE_MAX: usize = 256;
 const DESCRIPTION_MAX: usize = 4_096;
 const FIELD_VALUE_MAX: usize = 1_024;
@@ -128,6 +130,46 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
         "allowed_mentions": {"parse": []},
         "embeds": [embed],
     })
+}
+
+/// One message carrying the embeds of `messages` (each [`render`]ed alone), in order. One
+/// message is returned as it is; none gives `null`.
+pub fn join(messages: &[Value]) -> Value {
+    match messages {
+        [] => return Value::Null,
+        [only] => return only.clone(),
+        _ => {}
+    }
+    let embeds: Vec<Value> = messages
+        .iter()
+        .flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default())
+        .collect();
+    json!({
+        "allowed_mentions": {"parse": []},
+        "embeds": embeds,
+    })
+}
+
+/// Whether Discord takes `message`: at most [`MAX_EMBEDS`] embeds and [`EMBEDS_TOTAL_MAX`]
+/// over all of them (each embed's own parts are already within their limits).
+pub fn fits(message: &Value) -> bool {
+    let embeds = message["embeds"].as_array().map_or(&[][..], Vec::as_slice);
+    embeds.len() <= MAX_EMBEDS && embeds.iter().map(embed_len).sum::<usize>() <= EMBEDS_TOTAL_MAX
+}
+
+/// What Discord counts of an embed towards [`EMBEDS_TOTAL_MAX`], in UTF-16 code units.
+pub fn embed_len(embed: &Value) -> usize {
+    let len = |value: &Value| value.as_str().map_or(0, utf16_len);
+    len(&embed["title"])
+        + len(&embed["description"])
+        + len(&embed["author"]["name"])
+        + len(&embed["footer"]["text"])
+        + embed["fields"].as_array().map_or(0, |fields| {
+            fields
+                .iter()
+                .map(|f| len(&f["name"]) + len(&f["value"]))
+                .sum()
+        })
 }
 
 /// The review's instant in UTC, ISO 8601, which Discord shows in each reader's own time zone.

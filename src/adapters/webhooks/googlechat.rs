@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ReviewCard, char_len, fit_bytes, fit_escaped};
+use super::{ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
 use crate::domain::{AppId, Review};
 
 /// Google Chat refuses a message larger than 32,000 bytes.
@@ -88,10 +88,32 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
     })
 }
 
+/// One message carrying the cards of `messages` (each [`render`]ed alone, all of the app called
+/// `app_name`), in order. One message is returned as it is; none gives `null`.
+pub fn join(app_name: &str, messages: &[Value]) -> Value {
+    match messages {
+        [] => return Value::Null,
+        [only] => return only.clone(),
+        _ => {}
+    }
+    let cards: Vec<Value> = messages
+        .iter()
+        .flat_map(|m| m["cardsV2"].as_array().cloned().unwrap_or_default())
+        .collect();
+    json!({
+        "text": plain(&format!("{} new reviews of {app_name}", messages.len())),
+        "cardsV2": cards,
+    })
+}
+
+/// Whether Google Chat takes `message`: at most [`MESSAGE_MAX_BYTES`] as sent.
+pub fn fits(message: &Value) -> bool {
+    json_len(message) <= MESSAGE_MAX_BYTES
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::webhooks::json_len;
     use crate::domain::DeveloperResponse;
 
     fn review(title: Option<&str>, body: Option<&str>, territory: &str) -> Review {

@@ -1,5 +1,6 @@
 //! Webhook destinations: one file per message format, one sender for all.
 
+pub mod batch;
 pub mod discord;
 pub mod googlechat;
 pub mod json;

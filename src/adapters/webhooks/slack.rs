@@ -9,6 +9,11 @@ use crate::domain::{AppId, Review};
 const TEXT_MAX: usize = 3_000;
 /// A title is a heading, not a second body.
 const TITLE_MAX: usize = 250;
+/// Slack refuses a message with more blocks than this.
+pub const MAX_BLOCKS: usize = 50;
+/// Slack refuses (`msg_blocks_too_long`) a message whose blocks carry much more text than this
+/// in all: documented for markdown blocks, observed near 13,000 characters for the others.
+pub const BLOCKS_TEXT_MAX: usize = 12_000;
 
 /// Slack's control characters in text. Escaping them keeps `<!channel>` from pinging anyone.
 pub fn escape(text: &str) -> String {
@@ -70,6 +75,48 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
         "unfurl_media": false,
         "blocks": blocks,
     })
+}
+
+/// One message carrying the reviews of `messages` (each [`render`]ed alone, all of the app
+/// called `app_name`), in order, a divider between two reviews. One message is returned as it
+/// is; none gives `null`.
+pub fn join(app_name: &str, messages: &[Value]) -> Value {
+    let (first, rest) = match messages {
+        [] => return Value::Null,
+        [only] => return only.clone(),
+        [first, rest @ ..] => (first, rest),
+    };
+    let mut blocks = blocks_of(first).to_vec();
+    for message in rest {
+        blocks.push(json!({"type": "divider"}));
+        blocks.extend_from_slice(blocks_of(message));
+    }
+    json!({
+        "text": format!("{} new reviews of {}", messages.len(), escape(app_name)),
+        "unfurl_links": false,
+        "unfurl_media": false,
+        "blocks": blocks,
+    })
+}
+
+fn blocks_of(message: &Value) -> &[Value] {
+    message["blocks"].as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Whether Slack takes `message`: [`MAX_BLOCKS`], and [`BLOCKS_TEXT_MAX`] over all blocks' text
+/// (each text is already within its own limit).
+pub fn fits(message: &Value) -> bool {
+    let blocks = blocks_of(message);
+    blocks.len() <= MAX_BLOCKS
+        && blocks.iter().map(block_text_len).sum::<usize>() <= BLOCKS_TEXT_MAX
+}
+
+fn block_text_len(block: &Value) -> usize {
+    let text = |value: &Value| value.as_str().map_or(0, char_len);
+    text(&block["text"]["text"])
+        + block["elements"].as_array().map_or(0, |elements| {
+            elements.iter().map(|e| text(&e["text"])).sum()
+        })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ReviewCard, char_len, fit_bytes, fit_escaped};
+use super::{ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
 use crate::domain::{AppId, Review};
 
 /// Teams refuses a message body larger than 28 KB.
@@ -115,10 +115,48 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
     })
 }
 
+/// One Adaptive Card carrying the reviews of `messages` (each [`render`]ed alone), in order, a
+/// separator line above each review but the first. One message is returned as it is; none gives
+/// `null`.
+pub fn join(messages: &[Value]) -> Value {
+    let first = match messages {
+        [] => return Value::Null,
+        [only] => return only.clone(),
+        [first, ..] => first,
+    };
+    let mut joined = first.clone();
+    let content = |m: &Value| m["attachments"][0]["content"].clone();
+    let mut body = Vec::new();
+    let mut actions: Vec<Value> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let content = content(message);
+        let mut blocks = content["body"].as_array().cloned().unwrap_or_default();
+        if let Some(top) = blocks.first_mut().filter(|_| i > 0) {
+            top["separator"] = true.into();
+            top["spacing"] = "Large".into();
+        }
+        body.extend(blocks);
+        // Reviews of one app share its link: one button.
+        for action in content["actions"].as_array().into_iter().flatten() {
+            if !actions.contains(action) {
+                actions.push(action.clone());
+            }
+        }
+    }
+    let card = &mut joined["attachments"][0]["content"];
+    card["body"] = body.into();
+    card["actions"] = actions.into();
+    joined
+}
+
+/// Whether Teams takes `message`: at most [`MESSAGE_MAX_BYTES`] as sent.
+pub fn fits(message: &Value) -> bool {
+    json_len(message) <= MESSAGE_MAX_BYTES
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::webhooks::json_len;
     use crate::domain::DeveloperResponse;
 
     fn review(title: Option<&str>, body: Option<&str>) -> Review {
