@@ -94,6 +94,17 @@ pub trait ReviewSource: Send + Sync {
 
     /// What Apple's last answer said is left of the key's hourly request budget, if it said.
     fn budget(&self) -> Option<RateBudget>;
+
+    /// The app's name as people know it, for messages; `None` when it cannot be had (messages
+    /// then name the app by its id). Never an error: a message goes out without it.
+    async fn app_name(
+        &self,
+        _key: &ApiKey,
+        _app: &AppId,
+        _limit: Option<TimeLimit>,
+    ) -> Option<String> {
+        None
+    }
 }
 
 /// Apple's `X-Rate-Limit` header: requests allowed per hour for the key, and how many are left.
@@ -173,15 +184,30 @@ pub trait StateStore: Send + Sync {
     /// Writes a first-run state unless one exists; returns what the table holds afterwards.
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError>;
 
-    /// Records one delivered review, in one write: its id (kept until `keep_until_secs`, Unix
-    /// seconds) and, when `advance` is set, the watermark moved forward to it. Refuses a review
-    /// already recorded and a watermark that would move backwards.
+    /// Records one review delivered to `destinations` (their keys), in one write: the keys are
+    /// added to the review's delivered item (kept until `keep_until_secs`, Unix seconds) and, when
+    /// `advance` is set, the watermark moves forward to it. Refuses a review already recorded for
+    /// one of those destinations and a watermark that would move backwards.
     async fn record(
         &self,
         app: &AppId,
         delivered: &Watermark,
+        destinations: &[String],
         advance: bool,
         keep_until_secs: i64,
+    ) -> Result<(), StateError>;
+
+    /// Moves the watermark forward to `to` without a delivery (no destination wanted the
+    /// reviews up to it). Keeps a newer watermark.
+    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError>;
+
+    /// Notes that `destination` (a key) gets this app's reviews created since `since_nanos`,
+    /// unless an earlier note exists.
+    async fn add_destination(
+        &self,
+        app: &AppId,
+        destination: &str,
+        since_nanos: i128,
     ) -> Result<(), StateError>;
 
     /// Takes the app's lease for `holder` until `until_ms` (Unix ms) unless another holder's lease

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{WebhookFormat, require_secure};
+use crate::domain::{AppId, Route};
 
 /// What the secret holds, parsed and validated.
 pub struct RelaySecret {
@@ -36,6 +37,11 @@ pub struct Destination {
     /// Signs each message (`json` destinations only): the destination's own, else the secret's
     /// top-level `signing_secret`.
     pub signing_secret: Option<SecretString>,
+    /// Names the destination in the table's delivery records: `webhook_url`, the `name` given,
+    /// or a digest of the URL (never the URL itself).
+    pub key: String,
+    /// Which reviews it wants.
+    pub route: Route,
 }
 
 /// A URL that is a credential: its `Debug` and `Display` never show it.
@@ -132,6 +138,8 @@ impl RelaySecret {
                 signing_secret: signing_for(format, None, &default_signing),
                 url: SecretUrl(url),
                 format,
+                key: "webhook_url".into(),
+                route: Route::default(),
             });
         }
         destinations.extend(parse_destinations(&fields, &default_signing)?);
@@ -199,18 +207,131 @@ fn parse_destinations(
             })?,
         };
         let own_signing = signing_secret(entry, path("signing_secret"))?;
-        let label = match text("name")? {
-            Some(name) => format!("{name} ({})", format.name()),
-            None => format!("destinations[{i}] ({})", format.name()),
+        if let Some(unknown) = entry
+            .keys()
+            .find(|k| !DESTINATION_FIELDS.contains(&k.as_str()))
+        {
+            return Err(invalid(
+                path(unknown),
+                &format!(
+                    "is not a destination field; use {}",
+                    DESTINATION_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let (label, key) = match text("name")? {
+            Some(name) => (format!("{name} ({})", format.name()), name.to_owned()),
+            None => (
+                format!("destinations[{i}] ({})", format.name()),
+                url_key(&url),
+            ),
         };
+        if key == "webhook_url" || destinations.iter().any(|d: &Destination| d.key == key) {
+            return Err(invalid(
+                path("name"),
+                "repeats another destination's name or URL; each destination needs its own",
+            ));
+        }
         destinations.push(Destination {
             label,
             signing_secret: signing_for(format, own_signing, default_signing),
             url: SecretUrl(url),
             format,
+            key,
+            route: parse_route(entry, &path)?,
         });
     }
     Ok(destinations)
+}
+
+const DESTINATION_FIELDS: [&str; 9] = [
+    "url",
+    "format",
+    "name",
+    "signing_secret",
+    "apps",
+    "ratings",
+    "territories",
+    "include_keywords",
+    "exclude_keywords",
+];
+
+/// A destination without a name is known by a digest of its URL: stable, and not the credential.
+fn url_key(url: &Url) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, url.as_str().as_bytes());
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("url-{hex}")
+}
+
+/// The routing rules of one `destinations` entry; each is optional and an empty list allows all.
+fn parse_route(
+    entry: &Map<String, Value>,
+    path: &dyn Fn(&str) -> String,
+) -> Result<Route, SecretFormatError> {
+    let list = |name: &str| -> Result<Vec<&Value>, SecretFormatError> {
+        match entry.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.iter().collect()),
+            Some(_) => Err(SecretFormatError::Field {
+                field: path(name),
+                reason: "must be a list".into(),
+            }),
+        }
+    };
+    let bad = |name: &str, reason: String| SecretFormatError::Field {
+        field: path(name),
+        reason,
+    };
+    let mut route = Route::default();
+    for value in list("apps")? {
+        let raw = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => return Err(bad("apps", format!("holds `{other}`, not an app id"))),
+        };
+        route
+            .apps
+            .push(AppId::parse(&raw).map_err(|e| bad("apps", e.to_string()))?);
+    }
+    for value in list("ratings")? {
+        match value.as_u64() {
+            Some(r @ 1..=5) => route.ratings.push(r as u8),
+            _ => {
+                return Err(bad(
+                    "ratings",
+                    format!("holds `{value}`; ratings are 1 to 5"),
+                ));
+            }
+        }
+    }
+    for value in list("territories")? {
+        match value.as_str().map(str::trim) {
+            Some(t) if t.len() == 3 && t.chars().all(|c| c.is_ascii_alphabetic()) => {
+                route.territories.push(t.to_ascii_uppercase())
+            }
+            _ => {
+                return Err(bad(
+                    "territories",
+                    format!("holds `{value}`; use ISO 3166-1 alpha-3 codes such as \"USA\""),
+                ));
+            }
+        }
+    }
+    for (name, keywords) in [
+        ("include_keywords", &mut route.include_keywords),
+        ("exclude_keywords", &mut route.exclude_keywords),
+    ] {
+        for value in list(name)? {
+            match value.as_str().map(str::trim) {
+                Some(k) if !k.is_empty() => keywords.push(k.to_lowercase()),
+                _ => return Err(bad(name, format!("holds `{value}`, not a keyword"))),
+            }
+        }
+    }
+    Ok(route)
 }
 
 /// `signing_secret` in `fields`: absent, or a non-empty string (an empty one is a mistake that
@@ -455,6 +576,70 @@ mod tests {
                 (WebhookFormat::Json, "destinations[3] (json)"),
             ]
         );
+    }
+
+    #[test]
+    fn destination_rules_are_parsed_and_keys_never_hold_the_url() {
+        let parsed = secret(with_destinations(serde_json::json!([
+            {"url": "https://example.com/secret-token-1", "apps": ["1", 2], "ratings": [1, 2],
+             "territories": ["usa", "JPN"], "include_keywords": ["Crash"],
+             "exclude_keywords": ["REFUND"]},
+            {"url": "https://example.com/secret-token-2", "name": "support"},
+        ])))
+        .unwrap();
+        let route = &parsed.destinations[0].route;
+        assert_eq!(
+            route.apps,
+            [AppId::parse("1").unwrap(), AppId::parse("2").unwrap()]
+        );
+        assert_eq!(route.ratings, [1, 2]);
+        assert_eq!(route.territories, ["USA", "JPN"]);
+        assert_eq!(route.include_keywords, ["crash"]);
+        assert_eq!(route.exclude_keywords, ["refund"]);
+        let key = &parsed.destinations[0].key;
+        assert!(
+            key.starts_with("url-") && !key.contains("secret-token"),
+            "{key}"
+        );
+        assert_eq!(parsed.destinations[1].key, "support");
+        assert_eq!(parsed.destinations[1].route, Route::default());
+    }
+
+    #[test]
+    fn bad_destination_rules_name_the_field() {
+        let cases = [
+            (
+                serde_json::json!({"ratings": [6]}),
+                "destinations[0].ratings",
+            ),
+            (serde_json::json!({"ratings": 1}), "must be a list"),
+            (serde_json::json!({"territories": ["US"]}), "alpha-3"),
+            (serde_json::json!({"apps": ["x"]}), "destinations[0].apps"),
+            (
+                serde_json::json!({"include_keywords": [""]}),
+                "not a keyword",
+            ),
+            (
+                serde_json::json!({"rating": [1]}),
+                "`destinations[0].rating` is not a destination field",
+            ),
+        ];
+        for (rules, expected) in cases {
+            let mut entry = rules.clone();
+            entry["url"] = "https://example.com/secret-token".into();
+            let err = secret(with_destinations(serde_json::json!([entry])))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{rules}: {err}");
+            assert!(!err.contains("secret-token"), "{err}");
+        }
+        let twice = secret(with_destinations(serde_json::json!([
+            {"url": "https://example.com/a", "name": "x"},
+            {"url": "https://example.com/b", "name": "x"},
+        ])))
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("destinations[1].name"), "{twice}");
     }
 
     #[test]

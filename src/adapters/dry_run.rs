@@ -30,8 +30,22 @@ impl StateStore for ReadOnlyState<'_> {
         &self,
         _app: &AppId,
         _delivered: &Watermark,
+        _destinations: &[String],
         _advance: bool,
         _keep_until_secs: i64,
+    ) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn advance(&self, _app: &AppId, _to: &Watermark) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn add_destination(
+        &self,
+        _app: &AppId,
+        _destination: &str,
+        _since_nanos: i128,
     ) -> Result<(), StateError> {
         Ok(())
     }

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::domain::{AppId, AppState, ReviewKey, Watermark};
+use crate::domain::{AppId, AppState, Delivered, ReviewKey, Watermark};
 use crate::ports::{StateError, StateStore};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
@@ -33,6 +34,9 @@ const QUERY_PAGE: i32 = 500;
 const STATE_SK: &str = "state";
 const LEASE_SK: &str = "lease";
 const DELIVERED_PREFIX: &str = "delivered#";
+const DESTINATION_PREFIX: &str = "dest#";
+/// The string set on a delivered item naming the destinations that have the review.
+const DELIVERED_TO: &str = "to";
 
 pub struct DynamoStateStore {
     client: Client,
@@ -69,6 +73,28 @@ where
     R: std::fmt::Debug,
 {
     StateError::Store(DisplayErrorContext(err).to_string())
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i128> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+impl DynamoStateStore {
+    /// Moves the app's watermark to `mark`, unless it is already there or past it.
+    fn watermark_update(&self, app: &AppId, mark: &Watermark) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(app_pk(app)))
+            .key(SORT_KEY, s(STATE_SK))
+            .update_expression(
+                "SET wm = :wm, wm_created_date = :date, wm_review_id = :id, updated_at = :now",
+            )
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(wm) OR wm < :wm)")
+            .expression_attribute_values(":wm", s(mark.key.encode()))
+            .expression_attribute_values(":date", s(&mark.created_date))
+            .expression_attribute_values(":id", s(&mark.key.id))
+            .expression_attribute_values(":now", s(now_text()))
+    }
 }
 
 fn now_text() -> String {
@@ -140,21 +166,38 @@ impl StateStore for DynamoStateStore {
                     state = Some(parsed);
                     continue;
                 }
-                let Some(encoded) = sk.strip_prefix(DELIVERED_PREFIX) else {
+                let destination = sk.strip_prefix(DESTINATION_PREFIX);
+                let delivered = sk.strip_prefix(DELIVERED_PREFIX);
+                if destination.is_none() && delivered.is_none() {
                     continue;
-                };
+                }
                 // Without a state item there is nothing to compare against; it is written first.
                 let Some(state) = state.as_mut() else {
                     return Err(StateError::Malformed(
-                        "delivered reviews are recorded but the state item is missing".into(),
+                        "delivery records exist but the state item is missing".into(),
                     ));
                 };
-                let key = ReviewKey::decode(encoded)
+                if let Some(destination) = destination {
+                    let since = number(item, "since_ns").ok_or_else(|| {
+                        StateError::Malformed(format!("`since_ns` of `{sk}` is not a number"))
+                    })?;
+                    state
+                        .destinations_since
+                        .insert(destination.to_owned(), since);
+                    continue;
+                }
+                let key = delivered
+                    .and_then(ReviewKey::decode)
                     .ok_or_else(|| StateError::Malformed(format!("sort key `{sk}`")))?;
                 if key.nanos < state.window_start(overlap_hours) {
                     return Ok(Some(state.clone()));
                 }
-                state.delivered.insert(key.id);
+                let to = match item.get(DELIVERED_TO).and_then(|v| v.as_ss().ok()) {
+                    // Recorded before destinations were told apart: every destination has it.
+                    None => Delivered::All,
+                    Some(keys) => Delivered::To(keys.iter().cloned().collect()),
+                };
+                state.delivered.insert(key.id, to);
             }
             match page.last_evaluated_key {
                 Some(key) => start_key = Some(key),
@@ -189,40 +232,49 @@ impl StateStore for DynamoStateStore {
         &self,
         app: &AppId,
         delivered: &Watermark,
+        destinations: &[String],
         advance: bool,
         keep_until_secs: i64,
     ) -> Result<(), StateError> {
         let pk = app_pk(app);
-        let put = Put::builder()
+        // Adds the destinations to the review's item, refusing any it already names.
+        let mut condition = vec!["attribute_not_exists(pk)".to_owned()];
+        let mut update = Update::builder()
             .table_name(&self.table)
-            .item(PARTITION_KEY, s(&pk))
-            .item(
+            .key(PARTITION_KEY, s(&pk))
+            .key(
                 SORT_KEY,
                 s(format!("{DELIVERED_PREFIX}{}", delivered.key.encode())),
             )
-            .item("review_id", s(&delivered.key.id))
-            .item("created_date", s(&delivered.created_date))
-            .item("delivered_at", s(now_text()))
-            .item(TTL_ATTRIBUTE, n(keep_until_secs))
-            .condition_expression("attribute_not_exists(pk)")
+            .update_expression(
+                "SET review_id = :id, created_date = :date, delivered_at = :now, #ttl = :ttl \
+                 ADD #to :to",
+            )
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#to", DELIVERED_TO)
+            .expression_attribute_values(":id", s(&delivered.key.id))
+            .expression_attribute_values(":date", s(&delivered.created_date))
+            .expression_attribute_values(":now", s(now_text()))
+            .expression_attribute_values(":ttl", n(keep_until_secs))
+            .expression_attribute_values(":to", AttributeValue::Ss(destinations.to_vec()));
+        let mut has_all = Vec::new();
+        for (i, destination) in destinations.iter().enumerate() {
+            has_all.push(format!("NOT contains(#to, :d{i})"));
+            update = update.expression_attribute_values(format!(":d{i}"), s(destination));
+        }
+        // An item without the set was recorded for every destination.
+        condition.push(format!(
+            "(attribute_exists(#to) AND {})",
+            has_all.join(" AND ")
+        ));
+        let put = update
+            .condition_expression(condition.join(" OR "))
             .build()
             .map_err(|e| StateError::Store(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let mut items = vec![TransactWriteItem::builder().update(put).build()];
         if advance {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key(PARTITION_KEY, s(&pk))
-                .key(SORT_KEY, s(STATE_SK))
-                .update_expression(
-                    "SET wm = :wm, wm_created_date = :date, wm_review_id = :id, updated_at = :now",
-                )
-                .condition_expression(
-                    "attribute_exists(pk) AND (attribute_not_exists(wm) OR wm < :wm)",
-                )
-                .expression_attribute_values(":wm", s(delivered.key.encode()))
-                .expression_attribute_values(":date", s(&delivered.created_date))
-                .expression_attribute_values(":id", s(&delivered.key.id))
-                .expression_attribute_values(":now", s(now_text()))
+            let update = self
+                .watermark_update(app, delivered)
                 .build()
                 .map_err(|e| StateError::Store(e.to_string()))?;
             items.push(TransactWriteItem::builder().update(update).build());
@@ -242,6 +294,51 @@ impl StateStore for DynamoStateStore {
             {
                 Err(StateError::Conflict)
             }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
+        let update = self.watermark_update(app, to);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(update.get_key().clone())
+            .set_update_expression(update.get_update_expression().clone())
+            .set_condition_expression(update.get_condition_expression().clone())
+            .set_expression_attribute_values(update.get_expression_attribute_values().clone())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already at or past it.
+            Err(err) if condition_failed(&err) => Ok(()),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn add_destination(
+        &self,
+        app: &AppId,
+        destination: &str,
+        since_nanos: i128,
+    ) -> Result<(), StateError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(app_pk(app)))
+            .item(SORT_KEY, s(format!("{DESTINATION_PREFIX}{destination}")))
+            .item("since_ns", n(since_nanos))
+            .item("added_at", s(now_text()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Noted before: the first note stands.
+            Err(err) if condition_failed(&err) => Ok(()),
             Err(err) => Err(store_error(err)),
         }
     }

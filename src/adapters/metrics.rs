@@ -74,6 +74,7 @@ mod tests {
             error: None,
             rescan_skipped: false,
             newest_delivered_nanos: newest,
+            complete: delivered,
         }
     }
 

@@ -3,10 +3,12 @@
 
 mod app_id;
 mod review;
+mod route;
 mod state;
 mod territory;
 
 pub use app_id::{AppId, AppIdError};
 pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
-pub use state::{AppState, Watermark, select_new};
+pub use route::Route;
+pub use state::{AppState, Delivered, Watermark, select_new};
 pub use territory::Territory;

@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::review::{Review, ReviewKey};
 
@@ -28,8 +28,11 @@ pub struct AppState {
     /// Reviews created before this instant (ns since the epoch) are never delivered.
     pub baseline_nanos: i128,
     pub watermark: Option<Watermark>,
-    /// Ids of the reviews delivered inside the overlap window (older ones are not loaded).
-    pub delivered: HashSet<String>,
+    /// The reviews delivered inside the overlap window (older ones are not loaded), by id.
+    pub delivered: HashMap<String, Delivered>,
+    /// When each destination was first seen for this app (ns): it gets reviews created since.
+    /// A destination missing here is new.
+    pub destinations_since: HashMap<String, i128>,
     /// A manual replay: reviews created since this instant count as new too, even before the
     /// baseline, unless already delivered.
     pub replay_from_nanos: Option<i128>,
@@ -53,9 +56,19 @@ impl AppState {
         self.replay_from_nanos.map_or(usual, |from| usual.min(from))
     }
 
+    /// In the window, and not yet delivered to every destination.
     pub fn is_new(&self, review: &Review, overlap_hours: u32) -> bool {
         review.key().nanos >= self.window_start(overlap_hours)
-            && !self.delivered.contains(&review.id)
+            && !matches!(self.delivered.get(&review.id), Some(Delivered::All))
+    }
+
+    /// Whether `destination` already has `review_id`.
+    pub fn delivered_to(&self, review_id: &str, destination: &str) -> bool {
+        match self.delivered.get(review_id) {
+            None => false,
+            Some(Delivered::All) => true,
+            Some(Delivered::To(keys)) => keys.contains(destination),
+        }
     }
 
     /// Whether delivering `review` moves the watermark (a late review does not).
@@ -65,13 +78,28 @@ impl AppState {
             .is_none_or(|mark| review.key() > &mark.key)
     }
 
-    /// Records a delivery in memory, as the table records it.
-    pub fn delivered(&mut self, review: &Review) {
-        if self.advances(review) {
+    /// Records a delivery to `destinations` in memory, as the table records it.
+    pub fn delivered(&mut self, review: &Review, destinations: &[String], advance: bool) {
+        if advance && self.advances(review) {
             self.watermark = Some(Watermark::of(review));
         }
-        self.delivered.insert(review.id.clone());
+        match self
+            .delivered
+            .entry(review.id.clone())
+            .or_insert_with(|| Delivered::To(HashSet::new()))
+        {
+            Delivered::All => {}
+            Delivered::To(keys) => keys.extend(destinations.iter().cloned()),
+        }
     }
+}
+
+/// To whom a review went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Recorded without destination keys (before destinations were told apart): all of them.
+    All,
+    To(HashSet<String>),
 }
 
 /// The new reviews among `fetched`, once each, oldest first (ties by id).
@@ -99,7 +127,8 @@ mod tests {
     fn a_replay_reaches_before_the_baseline_but_skips_what_was_delivered() {
         let now = nanos("2024-05-02T12:00:00Z");
         let mut state = AppState::first_run(now, 1);
-        state.delivered(&review("sent", "2024-05-02T11:30:00Z"));
+        state.delivered(&review("sent", "2024-05-02T11:30:00Z"), &[], true);
+        state.delivered.insert("sent".into(), Delivered::All);
         let fetched = || {
             vec![
                 review("sent", "2024-05-02T11:30:00Z"),
@@ -162,7 +191,8 @@ mod tests {
     fn late_reviews_inside_the_overlap_come_out_in_order_with_ties_by_id() {
         let mut state = AppState::first_run(nanos("2024-04-01T00:00:00Z"), 0);
         for (id, date) in [("5", "2024-05-02T10:00:00Z"), ("3", "2024-05-01T10:00:00Z")] {
-            state.delivered(&review(id, date));
+            state.delivered(&review(id, date), &[], true);
+            state.delivered.insert(id.into(), Delivered::All);
         }
         assert_eq!(
             state.watermark.as_ref().unwrap().key.id,
@@ -189,7 +219,8 @@ mod tests {
     #[test]
     fn the_window_never_reaches_before_the_baseline() {
         let mut state = AppState::first_run(nanos("2024-05-02T00:00:00Z"), 0);
-        state.delivered(&review("1", "2024-05-02T10:00:00Z"));
+        state.delivered(&review("1", "2024-05-02T10:00:00Z"), &[], true);
+        state.delivered.insert("1".into(), Delivered::All);
         assert_eq!(state.window_start(72), nanos("2024-05-02T00:00:00Z"));
         assert_eq!(state.window_start(1), nanos("2024-05-02T09:00:00Z"));
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::ports::{
     Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, SourceError,
     StateError, StateStore, TimeLimit,
 };
-use crate::secret::RelaySecret;
+use crate::secret::{Destination, RelaySecret};
 
 /// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
 const APP_CONCURRENCY: usize = 4;
@@ -81,6 +81,9 @@ pub struct AppSummary {
     /// When the newest review delivered so far was created (ns), if the app has one.
     #[serde(skip)]
     pub newest_delivered_nanos: Option<i128>,
+    /// New reviews that reached every destination wanting them.
+    #[serde(skip)]
+    pub complete: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -173,6 +176,7 @@ impl AppSummary {
             error: None,
             rescan_skipped: false,
             newest_delivered_nanos: None,
+            complete: 0,
         }
     }
 
@@ -268,7 +272,7 @@ async fn run_app(
             summary.status = AppStatus::Deadline;
         }
     }
-    summary.pending = summary.new - summary.delivered;
+    summary.pending = summary.new.saturating_sub(summary.complete);
     info!(
         status = ?summary.status,
         fetched = summary.fetched,
@@ -307,33 +311,143 @@ async fn relay_app(
     let limit = time_limit(options.deadline, options.deadline_margin);
     let (fetched, secret) =
         fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
+    register_destinations(deps, app, &secret, &mut state).await?;
     let fresh = select_new(&state, options.overlap_hours, fetched);
-    summary.new = fresh.len();
+    summary.new = fresh
+        .iter()
+        .filter(|r| !due(&state, app, &secret, r).is_empty())
+        .count();
     let keep_until_secs =
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
+    // Each destination gets its reviews in order: after a failure it gets nothing more this run,
+    // while the others go on. The watermark only moves past reviews that every destination
+    // wanting them has.
+    let mut failed: HashSet<&str> = HashSet::new();
+    let mut first_error = None;
+    let mut all_complete = true;
+    // The newest review that is complete but not yet written as the watermark.
+    let mut unwritten_mark: Option<&Review> = None;
     for review in &fresh {
         if TimeLimit::passed(limit) {
             summary.status = AppStatus::Deadline;
-            return Ok(());
+            break;
         }
-        for destination in &secret.destinations {
-            deps.notifier
-                .send(destination, app, review, limit)
-                .await
-                .map_err(|source| AppError::Delivery {
-                    review_id: review.id.clone(),
-                    destination: destination.label.clone(),
-                    source,
-                })?;
+        if failed.len() == secret.destinations.len() {
+            break;
         }
-        let advance = state.advances(review);
-        deps.state
-            .record(app, &Watermark::of(review), advance, keep_until_secs)
-            .await?;
-        state.delivered(review);
-        summary.delivered += 1;
+        let due = due(&state, app, &secret, review);
+        if due.is_empty() {
+            if all_complete {
+                unwritten_mark = Some(review);
+            }
+            continue;
+        }
+        let mut sent_to = Vec::new();
+        let mut complete = true;
+        for destination in due {
+            if failed.contains(destination.key.as_str()) {
+                complete = false;
+                continue;
+            }
+            match deps.notifier.send(destination, app, review, limit).await {
+                Ok(()) => sent_to.push(destination.key.clone()),
+                Err(source) => {
+                    warn!(review_id = %review.id, destination = %destination.label, error = %source, "delivery failed");
+                    failed.insert(&destination.key);
+                    complete = false;
+                    first_error.get_or_insert(AppError::Delivery {
+                        review_id: review.id.clone(),
+                        destination: destination.label.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        all_complete &= complete;
+        if !sent_to.is_empty() {
+            let advance = all_complete && state.advances(review);
+            deps.state
+                .record(
+                    app,
+                    &Watermark::of(review),
+                    &sent_to,
+                    advance,
+                    keep_until_secs,
+                )
+                .await?;
+            state.delivered(review, &sent_to, advance);
+            summary.delivered += 1;
+            if advance {
+                unwritten_mark = None;
+            }
+        }
+        if complete {
+            summary.complete += 1;
+        }
         summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
+    }
+    if let Some(review) = unwritten_mark.filter(|r| state.advances(r)) {
+        let mark = Watermark::of(review);
+        deps.state.advance(app, &mark).await?;
+        state.watermark = Some(mark);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The destinations that still want `review`.
+fn due<'s>(
+    state: &AppState,
+    app: &AppId,
+    secret: &'s RelaySecret,
+    review: &Review,
+) -> Vec<&'s Destination> {
+    secret
+        .destinations
+        .iter()
+        .filter(|d| is_due(state, app, d, review))
+        .collect()
+}
+
+/// Whether `destination` still wants `review`: its rules take it, it does not have it, and the
+/// review is not older than the destination (or a replay reaches it).
+fn is_due(state: &AppState, app: &AppId, destination: &Destination, review: &Review) -> bool {
+    let since = state
+        .destinations_since
+        .get(&destination.key)
+        .copied()
+        .unwrap_or(state.baseline_nanos);
+    let since = state
+        .replay_from_nanos
+        .map_or(since, |from| since.min(from));
+    review.key().nanos >= since
+        && destination.route.matches(app, review)
+        && !state.delivered_to(&review.id, &destination.key)
+}
+
+/// Notes destinations seen for the first time. On an app's first run, or when no destination was
+/// noted before (state from before destinations were told apart), they start at the baseline;
+/// a destination added later starts after the newest review delivered so far, so it is not
+/// flooded with the overlap window and still gets every review that comes after.
+async fn register_destinations(
+    deps: &Deps<'_>,
+    app: &AppId,
+    secret: &RelaySecret,
+    state: &mut AppState,
+) -> Result<(), StateError> {
+    let since = match &state.watermark {
+        Some(mark) if !state.destinations_since.is_empty() => mark.key.nanos + 1,
+        _ => state.baseline_nanos,
+    };
+    for destination in &secret.destinations {
+        if !state.destinations_since.contains_key(&destination.key) {
+            deps.state
+                .add_destination(app, &destination.key, since)
+                .await?;
+            state
+                .destinations_since
+                .insert(destination.key.clone(), since);
+        }
     }
     Ok(())
 }

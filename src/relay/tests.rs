@@ -1,6 +1,6 @@
 //! Given/When/Then on in-memory ports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::*;
-use crate::domain::parse_instant;
+use crate::domain::{Delivered, parse_instant};
 use crate::ports::DeliveryError;
 use crate::secret::{ApiKey, Destination};
 
@@ -46,6 +46,8 @@ fn app(id: &str) -> AppId {
 struct FakeSecrets {
     loads: AtomicUsize,
     broken: bool,
+    /// `destinations` in place of the one `webhook_url`.
+    destinations: Mutex<Option<serde_json::Value>>,
 }
 
 #[async_trait]
@@ -57,7 +59,20 @@ impl Secrets for FakeSecrets {
                 secret_id: "s".into(),
             });
         }
-        Ok(secret())
+        match self.destinations.lock().unwrap().clone() {
+            None => Ok(secret()),
+            Some(destinations) => {
+                let fields = serde_json::json!({
+                    "issuer_id": "ISS",
+                    "key_id": "K1",
+                    "private_key": include_str!("../../tests/fixtures/keys/AuthKey_TESTKEY001.p8"),
+                    "destinations": destinations,
+                });
+                Ok(Arc::new(
+                    RelaySecret::parse(&SecretString::from(fields.to_string()), None).unwrap(),
+                ))
+            }
+        }
     }
 }
 
@@ -167,6 +182,7 @@ impl StateStore for MemoryState {
         &self,
         app: &AppId,
         delivered: &Watermark,
+        destinations: &[String],
         advance: bool,
         _keep_until_secs: i64,
     ) -> Result<(), StateError> {
@@ -176,13 +192,47 @@ impl StateStore for MemoryState {
             .watermark
             .as_ref()
             .is_some_and(|w| w.key >= delivered.key);
-        if state.delivered.contains(&delivered.key.id) || (advance && behind) {
+        let again = destinations
+            .iter()
+            .any(|d| state.delivered_to(&delivered.key.id, d));
+        if again || (advance && behind) {
             return Err(StateError::Conflict);
         }
-        state.delivered.insert(delivered.key.id.clone());
+        match state
+            .delivered
+            .entry(delivered.key.id.clone())
+            .or_insert_with(|| Delivered::To(Default::default()))
+        {
+            Delivered::All => {}
+            Delivered::To(keys) => keys.extend(destinations.iter().cloned()),
+        }
         if advance {
             state.watermark = Some(delivered.clone());
         }
+        Ok(())
+    }
+
+    async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
+        let mut apps = self.apps.lock().unwrap();
+        let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
+        if state.watermark.as_ref().is_none_or(|w| w.key < to.key) {
+            state.watermark = Some(to.clone());
+        }
+        Ok(())
+    }
+
+    async fn add_destination(
+        &self,
+        app: &AppId,
+        destination: &str,
+        since_nanos: i128,
+    ) -> Result<(), StateError> {
+        let mut apps = self.apps.lock().unwrap();
+        let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
+        state
+            .destinations_since
+            .entry(destination.to_owned())
+            .or_insert(since_nanos);
         Ok(())
     }
 
@@ -210,25 +260,28 @@ impl StateStore for MemoryState {
     }
 }
 
-/// Records what it accepted; refuses the deliveries whose 1-based attempt number is listed.
+/// Records what it accepted; refuses the deliveries whose 1-based attempt number is listed, and
+/// everything to a destination whose key is `down`.
 #[derive(Default)]
 struct RecordingNotifier {
     accepted: Mutex<Vec<(String, String)>>,
+    by_destination: Mutex<Vec<(String, String)>>,
     attempts: AtomicUsize,
     refuse: Vec<usize>,
+    down: Mutex<HashSet<String>>,
 }
 
 #[async_trait]
 impl Notifier for RecordingNotifier {
     async fn send(
         &self,
-        _d: &Destination,
+        destination: &Destination,
         app: &AppId,
         review: &Review,
         _limit: Option<TimeLimit>,
     ) -> Result<(), DeliveryError> {
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.refuse.contains(&attempt) {
+        if self.refuse.contains(&attempt) || self.down.lock().unwrap().contains(&destination.key) {
             return Err(DeliveryError::Rejected {
                 status: 500,
                 first_line: "boom".into(),
@@ -239,11 +292,25 @@ impl Notifier for RecordingNotifier {
             .lock()
             .unwrap()
             .push((app.to_string(), review.id.clone()));
+        self.by_destination
+            .lock()
+            .unwrap()
+            .push((destination.key.clone(), review.id.clone()));
         Ok(())
     }
 }
 
 impl RecordingNotifier {
+    fn ids_to(&self, destination: &str) -> Vec<String> {
+        self.by_destination
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(d, _)| d == destination)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     fn ids(&self, app_id: &str) -> Vec<String> {
         self.accepted
             .lock()
@@ -575,4 +642,137 @@ async fn with_apples_budget_low_the_overlap_re_scan_waits_for_a_later_run() {
     let full = world.run(&["1"]).await;
     assert!(!full.apps[0].rescan_skipped);
     assert_eq!(world.notifier.ids("1"), ["a", "b", "c", "d", "e", "late"]);
+}
+
+fn rated(id: &str, rating: u8, date: &str) -> Review {
+    let mut r = review(id, date);
+    r.rating = Some(rating);
+    r
+}
+
+fn two_destinations(world: &World) {
+    *world.secrets.destinations.lock().unwrap() = Some(serde_json::json!([
+        {"url": "https://example.com/all", "name": "all"},
+        {"url": "https://example.com/support", "name": "support", "ratings": [1, 2]},
+    ]));
+}
+
+#[tokio::test]
+async fn each_destination_gets_what_its_rules_take() {
+    let world = World::new(10);
+    two_destinations(&world);
+    world.source.set(
+        "1",
+        vec![
+            rated("a", 5, "2024-06-01T09:00:00Z"),
+            rated("b", 1, "2024-06-01T10:00:00Z"),
+            rated("c", 2, "2024-06-01T11:00:00Z"),
+        ],
+    );
+    let summary = world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids_to("all"), ["a", "b", "c"]);
+    assert_eq!(world.notifier.ids_to("support"), ["b", "c"]);
+    assert_eq!((summary.apps[0].new, summary.apps[0].pending), (3, 0));
+    world.run(&["1"]).await;
+    assert_eq!(
+        world.notifier.by_destination.lock().unwrap().len(),
+        5,
+        "nothing twice"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_destination_holds_back_neither_the_other_nor_its_own_share() {
+    let world = World::new(10);
+    two_destinations(&world);
+    world.source.set(
+        "1",
+        vec![
+            rated("a", 1, "2024-06-01T09:00:00Z"),
+            rated("b", 5, "2024-06-01T10:00:00Z"),
+            rated("c", 2, "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.notifier.down.lock().unwrap().insert("support".into());
+    let down = world.run(&["1"]).await;
+    assert_eq!(down.apps[0].status, AppStatus::Failed);
+    let error = down.apps[0].error.as_deref().unwrap();
+    assert!(error.contains("review a to support"), "{error}");
+    assert_eq!(world.notifier.ids_to("all"), ["a", "b", "c"]);
+    assert!(world.notifier.ids_to("support").is_empty());
+    assert_eq!(down.apps[0].pending, 2, "a and c still wait for support");
+    let mark = world.state.apps.lock().unwrap()[&app("1")]
+        .watermark
+        .clone();
+    assert!(
+        mark.is_none(),
+        "the watermark waits for the slowest destination"
+    );
+
+    // Recovered, and a new review arrived meanwhile: support gets its share in order, once.
+    world.notifier.down.lock().unwrap().clear();
+    world.source.set(
+        "1",
+        vec![
+            rated("a", 1, "2024-06-01T09:00:00Z"),
+            rated("b", 5, "2024-06-01T10:00:00Z"),
+            rated("c", 2, "2024-06-01T11:00:00Z"),
+            rated("d", 1, "2024-06-01T11:30:00Z"),
+        ],
+    );
+    let up = world.run(&["1"]).await;
+    assert_eq!(up.apps[0].status, AppStatus::Ok);
+    assert_eq!(world.notifier.ids_to("support"), ["a", "c", "d"]);
+    assert_eq!(world.notifier.ids_to("all"), ["a", "b", "c", "d"]);
+    let mark = world.state.apps.lock().unwrap()[&app("1")]
+        .watermark
+        .clone();
+    assert_eq!(mark.unwrap().key.id, "d");
+}
+
+#[tokio::test]
+async fn reviews_no_destination_wants_still_move_the_watermark() {
+    let world = World::new(10);
+    *world.secrets.destinations.lock().unwrap() = Some(serde_json::json!([
+        {"url": "https://example.com/x", "name": "complaints", "ratings": [1]},
+    ]));
+    world.source.set(
+        "1",
+        vec![
+            rated("a", 1, "2024-06-01T09:00:00Z"),
+            rated("b", 5, "2024-06-01T10:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids_to("complaints"), ["a"]);
+    let mark = world.state.apps.lock().unwrap()[&app("1")]
+        .watermark
+        .clone();
+    assert_eq!(mark.unwrap().key.id, "b");
+}
+
+#[tokio::test]
+async fn a_destination_added_later_starts_with_the_next_review_not_the_overlap_window() {
+    let world = World::new(10);
+    world
+        .source
+        .set("1", vec![rated("a", 5, "2024-06-01T09:00:00Z")]);
+    world.run(&["1"]).await;
+    *world.secrets.destinations.lock().unwrap() = Some(serde_json::json!([
+        {"url": "https://example.com/hook", "name": "old"},
+        {"url": "https://example.com/new", "name": "new"},
+    ]));
+    // Reviews after the newest one delivered reach the new destination; the window does not.
+    world.source.set(
+        "1",
+        vec![
+            rated("late", 5, "2024-06-01T08:00:00Z"),
+            rated("a", 5, "2024-06-01T09:00:00Z"),
+            rated("z", 5, "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids_to("new"), ["z"]);
+    // A destination is known by its name: renamed, it counts as new too (and gets no resend).
+    assert_eq!(world.notifier.ids_to("old"), ["z"]);
 }
