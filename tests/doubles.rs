@@ -425,6 +425,115 @@ async fn asc_fault_switches() {
 }
 
 #[tokio::test]
+async fn asc_includes_replies_when_asked_and_checks_the_query_as_apple_does() {
+    let asc = AscDouble::start(AscConfig::team());
+    asc.set_reviews("5", sample_reviews());
+    asc.set_response("5", "r1", "Thanks, bob!");
+    asc.set_response_in_state("5", "r3", "Draft", "PENDING_PUBLISH");
+    let token = keys::team_token();
+    let list = |query: &str| {
+        format!(
+            "{}/v1/apps/5/customerReviews?sort=-createdDate{query}",
+            asc.base_url()
+        )
+    };
+
+    // Without `include`, no linkage and no `included`, as before.
+    let (status, body) = get(&list(""), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("included").is_none(), "{body}");
+    assert!(
+        body["data"][0]["relationships"]["response"]
+            .get("data")
+            .is_none()
+    );
+
+    let (status, body) = get(
+        &list("&include=response&fields%5BcustomerReviewResponses%5D=responseBody,state"),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data[0]["id"], "r1");
+    assert_eq!(
+        data[0]["relationships"]["response"]["data"],
+        json!({"type": "customerReviewResponses", "id": "response-r1"})
+    );
+    assert!(data[0]["relationships"]["response"]["links"].is_object());
+    assert!(data[1]["relationships"]["response"].get("data").is_none());
+    let included = body["included"].as_array().unwrap();
+    assert_eq!(included.len(), 2, "{body}");
+    assert_eq!(included[0]["type"], "customerReviewResponses");
+    assert_eq!(included[0]["id"], "response-r1");
+    // Only the fields asked for.
+    assert_eq!(
+        included[0]["attributes"],
+        json!({"responseBody": "Thanks, bob!", "state": "PUBLISHED"})
+    );
+    assert_eq!(included[1]["attributes"]["state"], "PENDING_PUBLISH");
+    assert!(included[0].get("relationships").is_none());
+
+    // Every field, and `links.next` keeps `include` so later pages carry replies too.
+    let (_, body) = get(&list("&include=response&limit=1"), Some(&token)).await;
+    assert_eq!(
+        body["included"][0]["attributes"]["lastModifiedDate"],
+        support::asc::RESPONSE_DATE
+    );
+    assert_eq!(
+        body["included"][0]["relationships"]["review"]["data"]["id"],
+        "r1"
+    );
+    assert!(
+        body["links"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("include=response"),
+        "{body}"
+    );
+
+    // Apple's 400 for what it does not know.
+    for (query, parameter) in [
+        ("&include=customerReviews", "include"),
+        ("&include=response,author", "include"),
+        (
+            "&fields%5BcustomerReviewResponses%5D=text",
+            "fields[customerReviewResponses]",
+        ),
+        (
+            "&fields%5BcustomerReviews%5D=rating,stars",
+            "fields[customerReviews]",
+        ),
+        ("&expand=response", "expand"),
+    ] {
+        let (status, body) = get(&list(query), Some(&token)).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(error_code(&body), "PARAMETER_ERROR.INVALID", "{query}");
+        assert_eq!(body["errors"][0]["source"]["parameter"], parameter);
+    }
+    let (_, body) = get(&list("&include=customerReviews"), Some(&token)).await;
+    assert_eq!(
+        body["errors"][0]["detail"],
+        "The relationship 'customerReviews' cannot be included"
+    );
+
+    // The app lookup: `fields[apps]` cuts the attributes; unknown parameters are refused.
+    asc.set_app_name("5", "Tally");
+    let app = |query: &str| format!("{}/v1/apps/5{query}", asc.base_url());
+    let (status, body) = get(&app("?fields%5Bapps%5D=name"), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["attributes"], json!({"name": "Tally"}));
+    let (_, body) = get(&app(""), Some(&token)).await;
+    assert_eq!(body["data"]["attributes"]["bundleId"], "com.example.app5");
+    for query in ["?fields%5Bapps%5D=colour", "?sort=name"] {
+        let (status, body) = get(&app(query), Some(&token)).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(error_code(&body), "PARAMETER_ERROR.INVALID");
+    }
+    assert_eq!(asc.app_lookups("5"), 4);
+}
+
+#[tokio::test]
 async fn receiver_records_and_scripts_statuses() {
     let receiver = Receiver::start();
     receiver.respond_with(vec![200, 200, 500]);

@@ -1,5 +1,6 @@
-//! App Store Connect API double: `GET /v1/apps/{id}/customerReviews` and `GET /v1/apps/{id}`,
-//! with Apple's JWT checks, error bodies and cursor paging (shapes from
+//! App Store Connect API double: `GET /v1/apps/{id}/customerReviews` (with the developer's
+//! replies under `include=response`) and `GET /v1/apps/{id}`, with Apple's JWT checks, query
+//! checks, error bodies and cursor paging (shapes from
 //! tests/fixtures/asc-openapi/customer-reviews.openapi.json).
 
 use std::cmp::Ordering;
@@ -26,6 +27,24 @@ pub const MAX_TOKEN_LIFETIME_SECS: i64 = 1200;
 pub const AUDIENCE: &str = "appstoreconnect-v1";
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
+/// `lastModifiedDate` of every reply the double serves.
+pub const RESPONSE_DATE: &str = "2026-11-21T09:30:00-08:00";
+
+/// Attributes of `customerReviews` that `fields[customerReviews]` may name (Apple's enum).
+const REVIEW_FIELDS: [&str; 8] = [
+    "rating",
+    "title",
+    "body",
+    "reviewerNickname",
+    "createdDate",
+    "territory",
+    "response",
+    "reviewTerritory",
+];
+/// Attributes of `customerReviewResponses` that `fields[customerReviewResponses]` may name.
+const RESPONSE_FIELDS: [&str; 4] = ["responseBody", "lastModifiedDate", "state", "review"];
+/// What `GET /v1/apps/{id}` can show of an app; `fields[apps]` may name these.
+const APP_FIELDS: [&str; 2] = ["name", "bundleId"];
 
 /// Who may call: tokens must be signed by the private half of `public_key_pem` with `kid == key_id`.
 #[derive(Clone, Debug)]
@@ -79,10 +98,20 @@ struct CannedFailure {
     headers: Vec<(String, String)>,
 }
 
+/// A developer reply to one review.
+#[derive(Clone)]
+struct ResponseData {
+    id: String,
+    body: String,
+    state: String,
+}
+
 #[derive(Default)]
 struct Data {
     reviews: HashMap<String, Vec<Value>>,
     app_names: HashMap<String, String>,
+    /// By (app id, review id).
+    responses: HashMap<(String, String), ResponseData>,
     requests: Vec<RecordedRequest>,
     accepted_tokens: Vec<String>,
     failure: Option<CannedFailure>,
@@ -156,6 +185,35 @@ impl AscDouble {
         self.data()
             .app_names
             .insert(app_id.to_string(), name.to_string());
+    }
+
+    /// Gives review `review_id` of `app_id` a published developer reply, served in `included`
+    /// when the list is asked with `include=response`.
+    pub fn set_response(&self, app_id: &str, review_id: &str, body: &str) {
+        self.set_response_in_state(app_id, review_id, body, "PUBLISHED");
+    }
+
+    /// Like [`AscDouble::set_response`], in `state` (Apple's are `PUBLISHED` and
+    /// `PENDING_PUBLISH`).
+    pub fn set_response_in_state(&self, app_id: &str, review_id: &str, body: &str, state: &str) {
+        self.data().responses.insert(
+            (app_id.to_string(), review_id.to_string()),
+            ResponseData {
+                id: format!("response-{review_id}"),
+                body: body.to_string(),
+                state: state.to_string(),
+            },
+        );
+    }
+
+    /// How many `GET /v1/apps/{app_id}` requests arrived (any outcome).
+    pub fn app_lookups(&self, app_id: &str) -> usize {
+        let path = format!("/v1/apps/{app_id}");
+        self.data()
+            .requests
+            .iter()
+            .filter(|r| r.path == path)
+            .count()
     }
 
     /// Every request received so far, in arrival order.
@@ -537,20 +595,51 @@ impl Shared {
     }
 
     fn app(&self, app_id: &str, uri: &Uri) -> Reply {
+        let mut fields = None;
+        for (name, value) in query_pairs(uri) {
+            match name.as_str() {
+                "fields[apps]" => match field_list(&name, &value, &APP_FIELDS) {
+                    Ok(list) => fields = Some(list),
+                    Err(reply) => return reply,
+                },
+                "include" | "limit[appInfos]" | "limit[appStoreVersions]" => {
+                    return Reply::invalid_parameter(
+                        &name,
+                        format!("The parameter '{name}' is not implemented by the test double."),
+                    );
+                }
+                _ if name.starts_with("fields[") => {
+                    return Reply::invalid_parameter(
+                        &name,
+                        format!("The parameter '{name}' is not implemented by the test double."),
+                    );
+                }
+                _ => return unknown_parameter(&name),
+            }
+        }
         let data = self.data.lock().unwrap();
         match data.app_names.get(app_id) {
-            Some(name) => Reply::json(
-                200,
-                &json!({
-                    "data": {
-                        "type": "apps",
-                        "id": app_id,
-                        "attributes": { "name": name, "bundleId": format!("com.example.app{app_id}") },
-                        "links": { "self": format!("{}/v1/apps/{app_id}", self.base_url) },
-                    },
-                    "links": { "self": self.absolute(uri) },
-                }),
-            ),
+            Some(name) => {
+                let mut attributes = json!({
+                    "name": name,
+                    "bundleId": format!("com.example.app{app_id}"),
+                });
+                if let (Some(fields), Some(attributes)) = (&fields, attributes.as_object_mut()) {
+                    attributes.retain(|k, _| fields.iter().any(|f| f == k));
+                }
+                Reply::json(
+                    200,
+                    &json!({
+                        "data": {
+                            "type": "apps",
+                            "id": app_id,
+                            "attributes": attributes,
+                            "links": { "self": format!("{}/v1/apps/{app_id}", self.base_url) },
+                        },
+                        "links": { "self": self.absolute(uri) },
+                    }),
+                )
+            }
             None => not_found("apps", app_id),
         }
     }
@@ -563,10 +652,7 @@ impl Shared {
     }
 
     fn review_list(&self, app_id: &str, uri: &Uri) -> Reply {
-        let params: Vec<(String, String)> =
-            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
+        let params = query_pairs(uri);
         let query = match ListQuery::parse(&params) {
             Ok(q) => q,
             Err(reply) => return reply,
@@ -606,12 +692,26 @@ impl Shared {
             };
         }
         let end = (query.offset + query.limit).min(total);
-        let page: Vec<Value> = reviews
+        let mut page: Vec<Value> = reviews
             .get(query.offset.min(total)..end)
             .unwrap_or_default()
             .iter()
             .map(|r| query.project(r))
             .collect();
+        // `include=response`: each reply's linkage in its review, the reply itself in `included`.
+        let mut included = Vec::new();
+        if query.include_response {
+            for review in &mut page {
+                let review_id = review["id"].as_str().unwrap_or_default().to_string();
+                let Some(reply) = data.responses.get(&(app_id.to_string(), review_id.clone()))
+                else {
+                    continue;
+                };
+                review["relationships"]["response"]["data"] =
+                    json!({ "type": "customerReviewResponses", "id": reply.id });
+                included.push(self.response_resource(reply, &review_id, &query));
+            }
+        }
 
         let mut links = json!({ "self": self.absolute(uri) });
         let next = match data.next_overrides.get(&(app_id.to_string(), page_index)) {
@@ -622,14 +722,47 @@ impl Shared {
         if let Some(next) = next {
             links["next"] = json!(next);
         }
-        Reply::json(
-            200,
-            &json!({
-                "data": page,
-                "links": links,
-                "meta": { "paging": { "total": total, "limit": query.limit } },
-            }),
-        )
+        let mut document = json!({
+            "data": page,
+            "links": links,
+            "meta": { "paging": { "total": total, "limit": query.limit } },
+        });
+        if !included.is_empty() {
+            document["included"] = json!(included);
+        }
+        Reply::json(200, &document)
+    }
+
+    /// A `customerReviewResponses` resource, its attributes cut to `fields[customerReviewResponses]`.
+    fn response_resource(&self, reply: &ResponseData, review_id: &str, query: &ListQuery) -> Value {
+        let wanted = |field: &str| {
+            query
+                .response_fields
+                .as_ref()
+                .is_none_or(|fields| fields.iter().any(|f| f == field))
+        };
+        let mut attributes = serde_json::Map::new();
+        if wanted("responseBody") {
+            attributes.insert("responseBody".into(), json!(reply.body));
+        }
+        if wanted("lastModifiedDate") {
+            attributes.insert("lastModifiedDate".into(), json!(RESPONSE_DATE));
+        }
+        if wanted("state") {
+            attributes.insert("state".into(), json!(reply.state));
+        }
+        let mut resource = json!({
+            "type": "customerReviewResponses",
+            "id": reply.id,
+            "attributes": attributes,
+            "links": { "self": format!("{}/v1/customerReviewResponses/{}", self.base_url, reply.id) },
+        });
+        if wanted("review") {
+            resource["relationships"] = json!({
+                "review": { "data": { "type": "customerReviews", "id": review_id } }
+            });
+        }
+        resource
     }
 
     /// The request's own parameters with `cursor` (and `limit`) set for the page at `offset`.
@@ -655,6 +788,31 @@ impl Shared {
     }
 }
 
+fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `value` split on commas when each is one of `allowed`; else Apple's 400.
+fn field_list(name: &str, value: &str, allowed: &[&str]) -> Result<Vec<String>, Reply> {
+    let list: Vec<String> = value.split(',').map(str::to_string).collect();
+    match list.iter().find(|f| !allowed.contains(&f.as_str())) {
+        None => Ok(list),
+        Some(_) => Err(Reply::invalid_parameter(
+            name,
+            format!("'{value}' is not a valid value for the parameter '{name}'."),
+        )),
+    }
+}
+
+fn unknown_parameter(name: &str) -> Reply {
+    Reply::invalid_parameter(
+        name,
+        format!("The parameter '{name}' can not be used with this request"),
+    )
+}
+
 fn not_found(resource_type: &str, id: &str) -> Reply {
     Reply::error(
         404,
@@ -677,6 +835,8 @@ struct ListQuery {
     ratings: Option<Vec<String>>,
     territories: Option<Vec<String>>,
     fields: Option<Vec<String>>,
+    include_response: bool,
+    response_fields: Option<Vec<String>>,
 }
 
 impl ListQuery {
@@ -688,6 +848,8 @@ impl ListQuery {
             ratings: None,
             territories: None,
             fields: None,
+            include_response: false,
+            response_fields: None,
         };
         let list = |v: &str| v.split(',').map(str::to_string).collect::<Vec<_>>();
         for (name, value) in params {
@@ -718,30 +880,37 @@ impl ListQuery {
                     }
                 }
                 "include" => {
-                    if !value
-                        .split(',')
-                        .all(|v| v == "response" || v == "reviewTerritory")
-                    {
-                        return Err(invalid());
+                    for relationship in value.split(',') {
+                        match relationship {
+                            "response" => q.include_response = true,
+                            // Valid for Apple; the double sends no territories.
+                            "reviewTerritory" => {}
+                            other => {
+                                return Err(Reply::invalid_parameter(
+                                    name,
+                                    format!("The relationship '{other}' cannot be included"),
+                                ));
+                            }
+                        }
                     }
                 }
                 "filter[rating]" => q.ratings = Some(list(value)),
                 "filter[territory]" => q.territories = Some(list(value)),
-                "fields[customerReviews]" => q.fields = Some(list(value)),
-                // Valid for Apple but only affect included resources, which the double never sends.
-                "fields[customerReviewResponses]" | "fields[territories]" => {}
+                "fields[customerReviews]" => {
+                    q.fields = Some(field_list(name, value, &REVIEW_FIELDS)?)
+                }
+                "fields[customerReviewResponses]" => {
+                    q.response_fields = Some(field_list(name, value, &RESPONSE_FIELDS)?);
+                }
+                // Valid for Apple; the double sends no territories.
+                "fields[territories]" => {}
                 "filter[reviewTerritory]" | "exists[publishedResponse]" => {
                     return Err(Reply::invalid_parameter(
                         name,
                         format!("The parameter '{name}' is not implemented by the test double."),
                     ));
                 }
-                _ => {
-                    return Err(Reply::invalid_parameter(
-                        name,
-                        format!("The parameter '{name}' can not be used with this request"),
-                    ));
-                }
+                _ => return Err(unknown_parameter(name)),
             }
         }
         Ok(q)

@@ -3,7 +3,9 @@
 pub(crate) mod model;
 mod token;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
@@ -22,6 +24,13 @@ pub use token::TokenCache;
 
 /// Apple's largest page.
 const PAGE_LIMIT: u32 = 200;
+/// The reply attributes a message can show (`fields[customerReviewResponses]`).
+const REPLY_FIELDS: &str = "responseBody,lastModifiedDate,state";
+/// The app's name only dresses up a message: its lookup gets one short try.
+const NAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// A failed name lookup is not tried again sooner than this, so a run asks at most once per app
+/// and the next scheduled run (15 minutes later by default) asks again.
+const NAME_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
 
 pub struct AppStoreClient {
     http: reqwest::Client,
@@ -30,7 +39,14 @@ pub struct AppStoreClient {
     tokens: TokenCache,
     retry: RetryPolicy,
     /// From the last answer's `X-Rate-Limit`.
-    budget: std::sync::Mutex<Option<RateBudget>>,
+    budget: Mutex<Option<RateBudget>>,
+    /// App names, read once per cold start.
+    names: Mutex<HashMap<AppId, NameLookup>>,
+}
+
+enum NameLookup {
+    Known(String),
+    FailedAt(Instant),
 }
 
 impl AppStoreClient {
@@ -40,20 +56,35 @@ impl AppStoreClient {
             base,
             tokens: TokenCache::default(),
             retry,
-            budget: std::sync::Mutex::new(None),
+            budget: Mutex::new(None),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
-    fn first_page_url(&self, app: &AppId) -> Url {
+    /// `{base}/{path}`, whatever path `ASC_BASE_URL` already has.
+    fn api_url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        let path = format!(
-            "{}/v1/apps/{app}/customerReviews",
+        url.set_path(&format!(
+            "{}/{path}",
             self.base.path().trim_end_matches('/')
-        );
-        url.set_path(&path);
+        ));
+        url
+    }
+
+    fn first_page_url(&self, app: &AppId) -> Url {
+        let mut url = self.api_url(&format!("v1/apps/{app}/customerReviews"));
         url.query_pairs_mut()
             .append_pair("sort", "-createdDate")
-            .append_pair("limit", &PAGE_LIMIT.to_string());
+            .append_pair("limit", &PAGE_LIMIT.to_string())
+            // The developer's reply rides along in `included`: no request per review.
+            .append_pair("include", "response")
+            .append_pair("fields[customerReviewResponses]", REPLY_FIELDS);
+        url
+    }
+
+    fn app_url(&self, app: &AppId) -> Url {
+        let mut url = self.api_url(&format!("v1/apps/{app}"));
+        url.query_pairs_mut().append_pair("fields[apps]", "name");
         url
     }
 
@@ -88,6 +119,15 @@ impl ReviewSource for AppStoreClient {
 
     fn budget(&self) -> Option<RateBudget> {
         self.budget.lock().ok().and_then(|b| *b)
+    }
+
+    async fn app_name(
+        &self,
+        key: &ApiKey,
+        app: &AppId,
+        limit: Option<TimeLimit>,
+    ) -> Option<String> {
+        AppStoreClient::app_name(self, key, app, limit).await
     }
 }
 
@@ -132,16 +172,7 @@ impl AppStoreClient {
             }
         };
         let status = response.status();
-        let rate_limit = response
-            .headers()
-            .get("x-rate-limit")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if let Some(budget) = rate_limit.as_deref().and_then(RateBudget::parse)
-            && let Ok(mut last) = self.budget.lock()
-        {
-            *last = Some(budget);
-        }
+        let rate_limit = self.note_budget(response.headers());
         let after = retry_after(response.headers());
         let body = match response.bytes().await {
             Ok(body) => body,
@@ -191,16 +222,114 @@ impl AppStoreClient {
 }
 
 impl AppStoreClient {
+    /// The app's name from `GET /v1/apps/{id}?fields[apps]=name`, read once per cold start; one
+    /// short try, cut short by `limit`. `None` on any failure, logged with its cause; a failed
+    /// lookup is not tried again for [`NAME_RETRY_AFTER`].
+    pub async fn app_name(
+        &self,
+        key: &ApiKey,
+        app: &AppId,
+        limit: Option<TimeLimit>,
+    ) -> Option<String> {
+        match self.names.lock().ok()?.get(app) {
+            Some(NameLookup::Known(name)) => return Some(name.clone()),
+            Some(NameLookup::FailedAt(at)) if at.elapsed() < NAME_RETRY_AFTER => return None,
+            _ => {}
+        }
+        // Optional work: none starts once the run is winding down.
+        if TimeLimit::passed(limit) {
+            return None;
+        }
+        let lookup = match self.fetch_name(key, app, limit).await {
+            Ok(name) => NameLookup::Known(name),
+            Err(cause) => {
+                warn!(
+                    app_id = %app,
+                    %cause,
+                    "cannot read the app's name from App Store Connect; its messages show the app id"
+                );
+                NameLookup::FailedAt(Instant::now())
+            }
+        };
+        let name = match &lookup {
+            NameLookup::Known(name) => Some(name.clone()),
+            NameLookup::FailedAt(_) => None,
+        };
+        if let Ok(mut names) = self.names.lock() {
+            names.insert(app.clone(), lookup);
+        }
+        name
+    }
+
+    /// `GET /v1/apps/{id}?fields[apps]=name`, once; `Err` says why in words without the token.
+    async fn fetch_name(
+        &self,
+        key: &ApiKey,
+        app: &AppId,
+        limit: Option<TimeLimit>,
+    ) -> Result<String, String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let token = self
+            .tokens
+            .bearer(key, now)
+            .map_err(|e| format!("cannot sign the token: {e}"))?;
+        let response = self
+            .http
+            .get(self.app_url(app))
+            .timeout(TimeLimit::request_timeout(
+                limit,
+                NAME_TIMEOUT.min(self.retry.request_timeout),
+            ))
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(super::describe_http_error)?;
+        self.note_budget(response.headers());
+        let status = response.status();
+        let body = response.bytes().await.map_err(super::describe_http_error)?;
+        if status != StatusCode::OK {
+            return Err(format!(
+                "App Store Connect answered {}{}",
+                status.as_u16(),
+                model::ErrorDocument::summary(&body)
+            ));
+        }
+        serde_json::from_slice::<model::AppDocument>(&body)
+            .map_err(|e| format!("the answer could not be parsed: {e}"))?
+            .name()
+            .ok_or_else(|| "the answer has no name".to_owned())
+    }
+
+    /// Keeps what Apple's `X-Rate-Limit` header says is left of the hour's budget.
+    fn note_budget(&self, headers: &reqwest::header::HeaderMap) -> Option<String> {
+        let rate_limit = headers
+            .get("x-rate-limit")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(budget) = rate_limit.as_deref().and_then(RateBudget::parse)
+            && let Ok(mut last) = self.budget.lock()
+        {
+            *last = Some(budget);
+        }
+        rate_limit
+    }
+
     fn parse_page(&self, url: &Url, body: &[u8]) -> Result<Page, SourceError> {
-        let page: model::ReviewsPage =
+        let mut page: model::ReviewsPage =
             serde_json::from_slice(body).map_err(|e| SourceError::Unparseable(e.to_string()))?;
-        let reviews = page
-            .data
-            .into_iter()
-            .map(model::Resource::into_review)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(SourceError::Unparseable)?;
-        let next = match page.links.and_then(|l| l.next) {
+        let links = page.links.take();
+        let model::PageReviews { reviews, left_out } =
+            page.into_reviews().map_err(SourceError::Unparseable)?;
+        for cause in left_out {
+            warn!(
+                %cause,
+                "a developer reply is left out; its review is relayed without it"
+            );
+        }
+        let next = match links.and_then(|l| l.next) {
             None => None,
             Some(next) => {
                 // A relative link resolves against the page it came from.
@@ -233,20 +362,46 @@ mod tests {
     }
 
     #[test]
-    fn first_page_asks_for_newest_first_in_big_pages() {
+    fn first_page_asks_for_newest_first_in_big_pages_with_replies() {
         let app = AppId::parse("123").unwrap();
+        let query = "sort=-createdDate&limit=200&include=response\
+            &fields%5BcustomerReviewResponses%5D=responseBody%2ClastModifiedDate%2Cstate";
         assert_eq!(
             client("https://api.appstoreconnect.apple.com/")
                 .first_page_url(&app)
                 .as_str(),
-            "https://api.appstoreconnect.apple.com/v1/apps/123/customerReviews?sort=-createdDate&limit=200"
+            format!("https://api.appstoreconnect.apple.com/v1/apps/123/customerReviews?{query}")
         );
         assert_eq!(
             client("http://127.0.0.1:9/prefix/")
                 .first_page_url(&app)
                 .as_str(),
-            "http://127.0.0.1:9/prefix/v1/apps/123/customerReviews?sort=-createdDate&limit=200"
+            format!("http://127.0.0.1:9/prefix/v1/apps/123/customerReviews?{query}")
         );
+    }
+
+    #[test]
+    fn the_app_lookup_asks_for_the_name_only() {
+        let app = AppId::parse("123").unwrap();
+        assert_eq!(
+            client("http://127.0.0.1:9/prefix").app_url(&app).as_str(),
+            "http://127.0.0.1:9/prefix/v1/apps/123?fields%5Bapps%5D=name"
+        );
+    }
+
+    #[test]
+    fn replies_arrive_with_their_reviews() {
+        let c = client("http://127.0.0.1:9");
+        let url = Url::parse("http://127.0.0.1:9/x").unwrap();
+        let body = serde_json::json!({
+            "data": [{"type": "customerReviews", "id": "1",
+                "attributes": {"createdDate": "2024-01-01T00:00:00-08:00"},
+                "relationships": {"response": {"data": {"type": "customerReviewResponses", "id": "9"}}}}],
+            "included": [{"type": "customerReviewResponses", "id": "9",
+                "attributes": {"responseBody": "Thanks!", "state": "PUBLISHED"}}],
+            "links": {"self": "x"}});
+        let page = c.parse_page(&url, body.to_string().as_bytes()).unwrap();
+        assert_eq!(page.reviews[0].response.as_ref().unwrap().body, "Thanks!");
     }
 
     #[test]
