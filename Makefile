@@ -19,6 +19,7 @@ CARGO_TEST := cargo test --release
 .PHONY: help
 help:
 	@echo "make demo      build, start local services, relay sample reviews twice, show what arrived"
+	@echo "make bench     measure cold start, idle runs, a 10,000-review backlog; write BENCHMARKS.md"
 	@echo "make test      the whole test suite (unit and integration)"
 	@echo "make lint      cargo fmt --check and clippy -D warnings"
 	@echo "make validate  sam validate --lint and cfn-lint on template.yaml"
@@ -48,6 +49,15 @@ lint:
 demo: venv
 	cargo build --release --bins --examples
 	cargo run --release --quiet --example demo
+
+# The release binary as a Lambda (Runtime API double) against the local services, with
+# examples/hello.rs as the cold-start baseline; a few minutes. Dummy AWS keys, no instance metadata.
+BENCH_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
+
+.PHONY: bench
+bench: venv
+	cargo build --release --bins --examples
+	$(BENCH_ENV) cargo run --release --quiet --example bench
 
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)

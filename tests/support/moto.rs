@@ -1,7 +1,7 @@
 //! A local moto server (DynamoDB, Secrets Manager) in a child python process.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -32,6 +32,12 @@ fn repo_root() -> PathBuf {
 impl Moto {
     /// Starts a fresh moto server. Panics with a clear message if it cannot.
     pub fn start() -> Moto {
+        Moto::start_script(&repo_root().join("tests/support/moto_server.py"))
+    }
+
+    /// [`start`](Self::start) with another launcher script, which must print `PORT <n>` and exit
+    /// at EOF on stdin as moto_server.py does.
+    pub fn start_script(script: &Path) -> Moto {
         let root = repo_root();
         let python = root.join(".venv-moto/bin/python");
         if !python.exists() {
@@ -40,9 +46,8 @@ impl Moto {
                 python.display()
             );
         }
-        let script = root.join("tests/support/moto_server.py");
         let mut child = Command::new(&python)
-            .arg(&script)
+            .arg(script)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -47,6 +47,7 @@ struct Shared {
     pending: Mutex<HashMap<String, oneshot::Sender<Invocation>>>,
     init_error: watch::Sender<Option<Value>>,
     next_calls: AtomicU64,
+    first_next_at: OnceLock<Instant>,
 }
 
 /// A running Runtime API double; dropping it stops the server.
@@ -64,6 +65,7 @@ impl RuntimeApi {
             pending: Mutex::new(HashMap::new()),
             init_error: watch::Sender::new(None),
             next_calls: AtomicU64::new(0),
+            first_next_at: OnceLock::new(),
         });
         let state = Arc::clone(&shared);
         let server = BackgroundServer::spawn("runtime-api", |_| {
@@ -138,6 +140,11 @@ impl RuntimeApi {
     pub fn next_calls(&self) -> u64 {
         self.shared.next_calls.load(Ordering::Relaxed)
     }
+
+    /// When the first `/invocation/next` arrived (the function finished its init), if one has.
+    pub fn first_next_at(&self) -> Option<Instant> {
+        self.shared.first_next_at.get().copied()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -178,6 +185,7 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 
 /// Long-polls until an event is queued, like the real API.
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    let _ = shared.first_next_at.set(Instant::now());
     shared.next_calls.fetch_add(1, Ordering::Relaxed);
     let event = shared.queue.lock().await.recv().await;
     let Some(event) = event else {
@@ -237,6 +245,7 @@ async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
 pub struct LambdaProcess {
     child: Child,
     output: Arc<Mutex<String>>,
+    spawned_at: Instant,
 }
 
 impl LambdaProcess {
@@ -254,14 +263,22 @@ impl LambdaProcess {
     /// The inherited environment is cleared (PATH, RUST_LOG and RUST_BACKTRACE are kept) so
     /// the developer's AWS settings cannot leak in.
     pub fn spawn(runtime_api: &str, extra_env: &[(String, String)]) -> LambdaProcess {
-        let binary = Self::binary_path();
+        Self::spawn_binary(&Self::binary_path(), runtime_api, extra_env)
+    }
+
+    /// [`spawn`](Self::spawn) for another Lambda binary (a custom runtime built elsewhere).
+    pub fn spawn_binary(
+        binary: &FsPath,
+        runtime_api: &str,
+        extra_env: &[(String, String)],
+    ) -> LambdaProcess {
         if !binary.exists() {
             panic!(
                 "{} does not exist: build it with cargo build --release",
                 binary.display()
             );
         }
-        let mut command = Command::new(&binary);
+        let mut command = Command::new(binary);
         command.env_clear();
         for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE"] {
             if let Some(value) = std::env::var_os(name) {
@@ -287,6 +304,7 @@ impl LambdaProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        let spawned_at = Instant::now();
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
@@ -296,7 +314,16 @@ impl LambdaProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         collect_lines(stdout, Arc::clone(&output));
         collect_lines(stderr, Arc::clone(&output));
-        LambdaProcess { child, output }
+        LambdaProcess {
+            child,
+            output,
+            spawned_at,
+        }
+    }
+
+    /// When the process was started (just before the `spawn` system call).
+    pub fn spawned_at(&self) -> Instant {
+        self.spawned_at
     }
 
     /// Everything the process wrote to stdout and stderr so far (interleaved by line).
