@@ -884,6 +884,7 @@ async fn backlog_runs(services: &Services, relay_binary: &Path) -> Result<Backlo
         let reviews = feed(app, BACKLOG_REVIEWS_PER_APP, 60, BACKLOG_SPACING_SECS);
         plans.push(FloorApp::plan(services, app, &reviews)?);
         services.asc.set_reviews(app, reviews);
+        services.asc.set_app_name(app, &format!("Bench App {app}"));
     }
     let reviews = BACKLOG_APPS * BACKLOG_REVIEWS_PER_APP;
     let mut backlog = Backlog {
@@ -957,6 +958,8 @@ fn check_delivered(services: &Services, expected: usize, who: &str) -> Result<()
 /// message bodies as the relay's `json` format writes them, the state items it records.
 struct FloorApp {
     pk: String,
+    /// `GET /v1/apps/{id}?fields[apps]=name`: the relay reads the app's name before delivering.
+    name: String,
     pages: Vec<String>,
     deliveries: Vec<FloorDelivery>,
 }
@@ -972,14 +975,33 @@ struct FloorDelivery {
 impl FloorApp {
     fn plan(services: &Services, app: &str, reviews: &[Value]) -> Result<FloorApp, String> {
         let base = format!("{}/v1/apps/{app}/customerReviews", services.asc.base_url());
-        let mut pages = vec![format!("{base}?sort=-createdDate&limit={PAGE_LIMIT}")];
+        // As the relay asks (src/adapters/appstore), then as the double links the next pages:
+        // its own parameters sorted by name, with `cursor` and `limit` set.
+        let first = [
+            ("sort", "-createdDate".to_owned()),
+            ("limit", PAGE_LIMIT.to_string()),
+            ("include", "response".to_owned()),
+            (
+                "fields[customerReviewResponses]",
+                "responseBody,lastModifiedDate,state".to_owned(),
+            ),
+        ];
+        let query = |pairs: &[(&str, String)]| {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+        };
+        let mut pages = vec![format!("{base}?{}", query(&first))];
         for offset in (PAGE_LIMIT..reviews.len()).step_by(PAGE_LIMIT) {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("cursor", &encode_cursor(offset))
-                .append_pair("limit", &PAGE_LIMIT.to_string())
-                .append_pair("sort", "-createdDate")
-                .finish();
-            pages.push(format!("{base}?{query}"));
+            let mut pairs: Vec<(&str, String)> = first
+                .iter()
+                .filter(|(k, _)| *k != "limit")
+                .cloned()
+                .collect();
+            pairs.push(("cursor", encode_cursor(offset)));
+            pairs.push(("limit", PAGE_LIMIT.to_string()));
+            pairs.sort_by(|a, b| a.0.cmp(b.0));
+            pages.push(format!("{base}?{}", query(&pairs)));
         }
         let mut deliveries = Vec::new();
         for review in reviews {
@@ -1020,6 +1042,10 @@ impl FloorApp {
         deliveries.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
         Ok(FloorApp {
             pk: format!("app#{app}"),
+            name: format!(
+                "{}/v1/apps/{app}?fields%5Bapps%5D=name",
+                services.asc.base_url()
+            ),
             pages,
             deliveries: deliveries.into_iter().map(|(_, d)| d).collect(),
         })
@@ -1038,7 +1064,7 @@ struct FloorClients {
 }
 
 /// The backlog's requests, in the relay's shape (4 apps at a time; per app: lease, state query,
-/// state item, pages, destination note, then one POST and one TransactWriteItems per review, lease
+/// state item, pages, destination note, app name, then one POST and one TransactWriteItems per review, lease
 /// release), with nothing computed in between. Returns the wall time.
 async fn floor_run(
     services: &Services,
@@ -1156,6 +1182,16 @@ async fn floor_app(c: &FloorClients, plan: &FloorApp) -> Result<(), String> {
         .send()
         .await
         .map_err(|e| format!("floor destination: {e:?}"))?;
+    c.http
+        .get(&plan.name)
+        .bearer_auth(&c.token)
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("floor app name: {e}"))?
+        .bytes()
+        .await
+        .map_err(|e| format!("floor app name: {e}"))?;
     let keep_until = c.now_ms / 1_000 + 30 * 86_400;
     for delivery in &plan.deliveries {
         let response = c
@@ -1898,7 +1934,7 @@ impl Report {
             "\nThe floor replays the relay's requests from the bench itself with reqwest and \
              aws-sdk-dynamodb: the secret, then per app ({APP_CONCURRENCY} apps at a time, as the \
              relay) the lease, the state query, the state item, the {PAGE_LIMIT}-review pages, \
-             the destination's note, then for each review, oldest first, one POST and one TransactWriteItems with the \
+             the destination's note, the app's name, then for each review, oldest first, one POST and one TransactWriteItems with the \
              same items, and the lease release. Bodies, URLs and items are prepared before the \
              clock starts; nothing is parsed. Same requests per service and operation as the \
              relay in every round: {}.",
