@@ -184,21 +184,19 @@ pub trait StateStore: Send + Sync {
     /// Writes a first-run state unless one exists; returns what the table holds afterwards.
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError>;
 
-    /// Records one review delivered to `destinations` (their keys), in one write: the keys are
-    /// added to the review's delivered item (kept until `keep_until_secs`, Unix seconds) and, when
-    /// `advance` is set, the watermark moves forward to it. Refuses a review already recorded for
-    /// one of those destinations and a watermark that would move backwards.
+    /// Records, in one write, that one message brought `delivered` to `destination` (a key):
+    /// the key is added to each review's delivered item, kept until `keep_until_secs` (Unix
+    /// seconds). Refuses a review already recorded for that destination.
     async fn record(
         &self,
         app: &AppId,
-        delivered: &Watermark,
-        destinations: &[String],
-        advance: bool,
+        delivered: &[Watermark],
+        destination: &str,
         keep_until_secs: i64,
     ) -> Result<(), StateError>;
 
-    /// Moves the watermark forward to `to` without a delivery (no destination wanted the
-    /// reviews up to it). Keeps a newer watermark.
+    /// Moves the watermark forward to `to`: every destination has, or does not want, the reviews
+    /// up to it. Keeps a newer watermark.
     async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError>;
 
     /// Notes that `destination` (a key) gets this app's reviews created since `since_nanos`,
@@ -239,14 +237,20 @@ pub enum StateError {
 /// Sends messages to a destination.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Delivers one review, retrying as the destination allows, within `limit`.
+    /// The most reviews one message to `destination` can carry.
+    fn max_per_message(&self, destination: &Destination) -> usize;
+
+    /// Sends one message carrying the first of `reviews` (at least one, as many as fit, in
+    /// order), retrying as the destination allows, within `limit`; returns how many it carried.
+    /// `app_name` is shown when known, else the app id.
     async fn send(
         &self,
         destination: &Destination,
         app: &AppId,
-        review: &Review,
+        app_name: Option<&str>,
+        reviews: &[&Review],
         limit: Option<TimeLimit>,
-    ) -> Result<(), DeliveryError>;
+    ) -> Result<usize, DeliveryError>;
 }
 
 #[derive(Debug, thiserror::Error)]

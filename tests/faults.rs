@@ -507,8 +507,19 @@ async fn a_rejected_key_fails_then_the_same_warm_process_picks_up_the_rotated_se
     world.asc.clear_requests();
     let summary = ok(invoke(&api).await);
     assert_eq!(counts(&summary, app), ("ok".into(), 2, 2, 2, 0, 1));
-    let auth: Vec<bool> = world.asc.requests().iter().map(|r| r.auth_ok).collect();
-    assert_eq!(auth, [false, true]);
+    let auth: Vec<(bool, String)> = world
+        .asc
+        .requests()
+        .iter()
+        .map(|r| (r.auth_ok, r.path.clone()))
+        .collect();
+    let reviews = format!("/v1/apps/{app}/customerReviews");
+    let name = format!("/v1/apps/{app}");
+    assert_eq!(
+        auth,
+        [(false, reviews.clone()), (true, reviews), (true, name)],
+        "refused once, then the page and the app's name with the new key"
+    );
     assert_eq!(world.delivered_to(app), ids);
     assert_eq!(
         process.wait_exit(Duration::ZERO).await,

@@ -857,7 +857,7 @@ mod signing {
             .as_secs();
         for destination in &secret.destinations {
             notifier()
-                .send(destination, &app, &review, None)
+                .send(destination, &app, None, &[&review], None)
                 .await
                 .unwrap();
         }
@@ -904,7 +904,8 @@ mod signing {
             .send(
                 &secret.destinations[0],
                 &app,
-                &super::read_review("markup"),
+                None,
+                &[&super::read_review("markup")],
                 None,
             )
             .await

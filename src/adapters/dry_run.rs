@@ -29,9 +29,8 @@ impl StateStore for ReadOnlyState<'_> {
     async fn record(
         &self,
         _app: &AppId,
-        _delivered: &Watermark,
-        _destinations: &[String],
-        _advance: bool,
+        _delivered: &[Watermark],
+        _destination: &str,
         _keep_until_secs: i64,
     ) -> Result<(), StateError> {
         Ok(())
@@ -70,22 +69,32 @@ pub struct Rehearsal;
 
 #[async_trait]
 impl Notifier for Rehearsal {
+    fn max_per_message(&self, destination: &Destination) -> usize {
+        super::webhooks::batch::max_per_message(destination.format)
+    }
+
     async fn send(
         &self,
         destination: &Destination,
         app: &AppId,
-        review: &Review,
+        app_name: Option<&str>,
+        reviews: &[&Review],
         _limit: Option<TimeLimit>,
-    ) -> Result<(), DeliveryError> {
-        let body = super::webhooks::payload(destination.format, app, review);
-        let text = body.to_string();
+    ) -> Result<usize, DeliveryError> {
+        let Some(message) =
+            super::webhooks::first_message(destination.format, app, app_name, reviews)
+        else {
+            return Ok(0);
+        };
+        let text = message.body.to_string();
         info!(
-            review_id = %review.id,
+            reviews = message.review_count,
+            first_review_id = %reviews[0].id,
             destination = %destination.label,
             bytes = text.len(),
             "dry run: would send"
         );
-        debug!(review_id = %review.id, payload = %text, "dry run: message");
-        Ok(())
+        debug!(idempotency_key = %message.idempotency_key, payload = %text, "dry run: message");
+        Ok(message.review_count)
     }
 }

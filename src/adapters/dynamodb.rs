@@ -231,53 +231,46 @@ impl StateStore for DynamoStateStore {
     async fn record(
         &self,
         app: &AppId,
-        delivered: &Watermark,
-        destinations: &[String],
-        advance: bool,
+        delivered: &[Watermark],
+        destination: &str,
         keep_until_secs: i64,
     ) -> Result<(), StateError> {
         let pk = app_pk(app);
-        // Adds the destinations to the review's item, refusing any it already names.
-        let mut condition = vec!["attribute_not_exists(pk)".to_owned()];
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, s(&pk))
-            .key(
-                SORT_KEY,
-                s(format!("{DELIVERED_PREFIX}{}", delivered.key.encode())),
-            )
-            .update_expression(
-                "SET review_id = :id, created_date = :date, delivered_at = :now, #ttl = :ttl \
-                 ADD #to :to",
-            )
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_names("#to", DELIVERED_TO)
-            .expression_attribute_values(":id", s(&delivered.key.id))
-            .expression_attribute_values(":date", s(&delivered.created_date))
-            .expression_attribute_values(":now", s(now_text()))
-            .expression_attribute_values(":ttl", n(keep_until_secs))
-            .expression_attribute_values(":to", AttributeValue::Ss(destinations.to_vec()));
-        let mut has_all = Vec::new();
-        for (i, destination) in destinations.iter().enumerate() {
-            has_all.push(format!("NOT contains(#to, :d{i})"));
-            update = update.expression_attribute_values(format!(":d{i}"), s(destination));
-        }
-        // An item without the set was recorded for every destination.
-        condition.push(format!(
-            "(attribute_exists(#to) AND {})",
-            has_all.join(" AND ")
-        ));
-        let put = update
-            .condition_expression(condition.join(" OR "))
-            .build()
-            .map_err(|e| StateError::Store(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().update(put).build()];
-        if advance {
-            let update = self
-                .watermark_update(app, delivered)
+        let mut items = Vec::with_capacity(delivered.len());
+        for review in delivered {
+            // Adds the destination to the review's item, unless it is there already (or the
+            // item predates destination sets, which means every destination has it).
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(&pk))
+                .key(
+                    SORT_KEY,
+                    s(format!("{DELIVERED_PREFIX}{}", review.key.encode())),
+                )
+                .update_expression(
+                    "SET review_id = :id, created_date = :date, delivered_at = :now, #ttl = :ttl \
+                     ADD #to :to",
+                )
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (attribute_exists(#to) AND NOT contains(#to, :d))",
+                )
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_names("#to", DELIVERED_TO)
+                .expression_attribute_values(":id", s(&review.key.id))
+                .expression_attribute_values(":date", s(&review.created_date))
+                .expression_attribute_values(":now", s(now_text()))
+                .expression_attribute_values(":ttl", n(keep_until_secs))
+                .expression_attribute_values(
+                    ":to",
+                    AttributeValue::Ss(vec![destination.to_owned()]),
+                )
+                .expression_attribute_values(":d", s(destination))
                 .build()
                 .map_err(|e| StateError::Store(e.to_string()))?;
             items.push(TransactWriteItem::builder().update(update).build());
+        }
+        if items.is_empty() {
+            return Ok(());
         }
         let result = self
             .client

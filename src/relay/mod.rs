@@ -19,6 +19,9 @@ use crate::secret::{Destination, RelaySecret};
 /// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
 const APP_CONCURRENCY: usize = 4;
 
+/// A DynamoDB transaction holds at most 100 items: one per review a message carries.
+const MAX_REVIEWS_PER_WRITE: usize = 100;
+
 /// A request under way is cut off this long before the deadline, leaving time to save progress
 /// and answer.
 const FINISH_AHEAD: Duration = Duration::from_secs(1);
@@ -313,85 +316,102 @@ async fn relay_app(
         fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
     register_destinations(deps, app, &secret, &mut state).await?;
     let fresh = select_new(&state, options.overlap_hours, fetched);
-    summary.new = fresh
-        .iter()
-        .filter(|r| !due(&state, app, &secret, r).is_empty())
-        .count();
     let keep_until_secs =
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
-    // Each destination gets its reviews in order: after a failure it gets nothing more this run,
-    // while the others go on. The watermark only moves past reviews that every destination
-    // wanting them has.
-    let mut failed: HashSet<&str> = HashSet::new();
+    // Each destination's reviews, in order.
+    let mut queues: Vec<(&Destination, Vec<&Review>, usize)> = secret
+        .destinations
+        .iter()
+        .map(|d| {
+            let due: Vec<&Review> = fresh.iter().filter(|r| is_due(&state, app, d, r)).collect();
+            (d, due, 0)
+        })
+        .filter(|(_, due, _)| !due.is_empty())
+        .collect();
+    let new: HashSet<&str> = queues
+        .iter()
+        .flat_map(|(_, due, _)| due.iter().map(|r| r.id.as_str()))
+        .collect();
+    summary.new = new.len();
+    let app_name = if queues.is_empty() {
+        None
+    } else {
+        deps.source.app_name(&secret.api_key, app, limit).await
+    };
+
+    // One message at a time to each destination in turn. A destination that fails gets nothing
+    // more this run, while the others go on; each message is recorded as soon as it is taken.
+    let mut sent: HashSet<&str> = HashSet::new();
     let mut first_error = None;
-    let mut all_complete = true;
-    // The newest review that is complete but not yet written as the watermark.
-    let mut unwritten_mark: Option<&Review> = None;
-    for review in &fresh {
-        if TimeLimit::passed(limit) {
-            summary.status = AppStatus::Deadline;
-            break;
-        }
-        if failed.len() == secret.destinations.len() {
-            break;
-        }
-        let due = due(&state, app, &secret, review);
-        if due.is_empty() {
-            if all_complete {
-                unwritten_mark = Some(review);
-            }
-            continue;
-        }
-        let mut sent_to = Vec::new();
-        let mut complete = true;
-        for destination in due {
-            if failed.contains(destination.key.as_str()) {
-                complete = false;
+    'rounds: while queues.iter().any(|(_, due, next)| *next < due.len()) {
+        for (destination, due, next) in queues.iter_mut() {
+            if *next >= due.len() {
                 continue;
             }
-            match deps.notifier.send(destination, app, review, limit).await {
-                Ok(()) => sent_to.push(destination.key.clone()),
+            if TimeLimit::passed(limit) {
+                summary.status = AppStatus::Deadline;
+                break 'rounds;
+            }
+            let most = deps
+                .notifier
+                .max_per_message(destination)
+                .clamp(1, MAX_REVIEWS_PER_WRITE);
+            let batch = &due[*next..(*next + most).min(due.len())];
+            match deps
+                .notifier
+                .send(destination, app, app_name.as_deref(), batch, limit)
+                .await
+            {
+                Ok(carried) => {
+                    let carried = &batch[..carried.clamp(1, batch.len())];
+                    let marks: Vec<Watermark> = carried.iter().map(|r| Watermark::of(r)).collect();
+                    deps.state
+                        .record(app, &marks, &destination.key, keep_until_secs)
+                        .await?;
+                    for review in carried {
+                        state.delivered(review, std::slice::from_ref(&destination.key), false);
+                        sent.insert(review.id.as_str());
+                    }
+                    *next += carried.len();
+                }
                 Err(source) => {
-                    warn!(review_id = %review.id, destination = %destination.label, error = %source, "delivery failed");
-                    failed.insert(&destination.key);
-                    complete = false;
+                    warn!(
+                        review_id = %batch[0].id,
+                        destination = %destination.label,
+                        error = %source,
+                        "delivery failed; this destination waits for the next run"
+                    );
                     first_error.get_or_insert(AppError::Delivery {
-                        review_id: review.id.clone(),
+                        review_id: batch[0].id.clone(),
                         destination: destination.label.clone(),
                         source,
                     });
+                    *next = due.len();
                 }
             }
         }
-        all_complete &= complete;
-        if !sent_to.is_empty() {
-            let advance = all_complete && state.advances(review);
-            deps.state
-                .record(
-                    app,
-                    &Watermark::of(review),
-                    &sent_to,
-                    advance,
-                    keep_until_secs,
-                )
-                .await?;
-            state.delivered(review, &sent_to, advance);
-            summary.delivered += 1;
-            if advance {
-                unwritten_mark = None;
-            }
-        }
-        if complete {
-            summary.complete += 1;
-        }
-        summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
     }
-    if let Some(review) = unwritten_mark.filter(|r| state.advances(r)) {
+    summary.delivered = sent.len();
+
+    // The watermark moves past the reviews that every destination has or does not want.
+    let mut mark = None;
+    for review in &fresh {
+        if !due(&state, app, &secret, review).is_empty() {
+            break;
+        }
+        mark = Some(review);
+    }
+    summary.complete = fresh
+        .iter()
+        .filter(|r| new.contains(r.id.as_str()) && due(&state, app, &secret, r).is_empty())
+        .count();
+    if let Some(review) = mark.filter(|r| state.advances(r)) {
         let mark = Watermark::of(review);
         deps.state.advance(app, &mark).await?;
         state.watermark = Some(mark);
     }
+    summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
     first_error.map_or(Ok(()), Err)
 }
 

@@ -102,7 +102,10 @@ pub async fn send_test_message(
     };
     let mut destinations = Vec::new();
     for destination in &secret.destinations {
-        let sent = deps.notifier.send(destination, app, &review, limit).await;
+        let sent = deps
+            .notifier
+            .send(destination, app, None, &[&review], limit)
+            .await;
         destinations.push(DestinationResult {
             destination: destination.label.clone(),
             status: if sent.is_ok() {

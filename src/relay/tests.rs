@@ -146,6 +146,8 @@ impl ReviewSource for FakeSource {
 struct MemoryState {
     apps: Mutex<HashMap<AppId, AppState>>,
     leases: Mutex<HashMap<AppId, (String, i64)>>,
+    /// Delivery records written.
+    writes: AtomicUsize,
 }
 
 #[async_trait]
@@ -181,33 +183,30 @@ impl StateStore for MemoryState {
     async fn record(
         &self,
         app: &AppId,
-        delivered: &Watermark,
-        destinations: &[String],
-        advance: bool,
+        delivered: &[Watermark],
+        destination: &str,
         _keep_until_secs: i64,
     ) -> Result<(), StateError> {
         let mut apps = self.apps.lock().unwrap();
         let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
-        let behind = state
-            .watermark
-            .as_ref()
-            .is_some_and(|w| w.key >= delivered.key);
-        let again = destinations
+        if delivered
             .iter()
-            .any(|d| state.delivered_to(&delivered.key.id, d));
-        if again || (advance && behind) {
+            .any(|d| state.delivered_to(&d.key.id, destination))
+        {
             return Err(StateError::Conflict);
         }
-        match state
-            .delivered
-            .entry(delivered.key.id.clone())
-            .or_insert_with(|| Delivered::To(Default::default()))
-        {
-            Delivered::All => {}
-            Delivered::To(keys) => keys.extend(destinations.iter().cloned()),
-        }
-        if advance {
-            state.watermark = Some(delivered.clone());
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        for mark in delivered {
+            match state
+                .delivered
+                .entry(mark.key.id.clone())
+                .or_insert_with(|| Delivered::To(Default::default()))
+            {
+                Delivered::All => {}
+                Delivered::To(keys) => {
+                    keys.insert(destination.to_owned());
+                }
+            }
         }
         Ok(())
     }
@@ -269,17 +268,24 @@ struct RecordingNotifier {
     attempts: AtomicUsize,
     refuse: Vec<usize>,
     down: Mutex<HashSet<String>>,
+    /// Reviews per message (0 counts as 1).
+    per_message: AtomicUsize,
 }
 
 #[async_trait]
 impl Notifier for RecordingNotifier {
+    fn max_per_message(&self, _destination: &Destination) -> usize {
+        self.per_message.load(Ordering::SeqCst).max(1)
+    }
+
     async fn send(
         &self,
         destination: &Destination,
         app: &AppId,
-        review: &Review,
+        _app_name: Option<&str>,
+        reviews: &[&Review],
         _limit: Option<TimeLimit>,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<usize, DeliveryError> {
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         if self.refuse.contains(&attempt) || self.down.lock().unwrap().contains(&destination.key) {
             return Err(DeliveryError::Rejected {
@@ -288,15 +294,18 @@ impl Notifier for RecordingNotifier {
                 attempts: 1,
             });
         }
-        self.accepted
-            .lock()
-            .unwrap()
-            .push((app.to_string(), review.id.clone()));
-        self.by_destination
-            .lock()
-            .unwrap()
-            .push((destination.key.clone(), review.id.clone()));
-        Ok(())
+        let carried = &reviews[..reviews.len().min(self.max_per_message(destination))];
+        for review in carried {
+            self.accepted
+                .lock()
+                .unwrap()
+                .push((app.to_string(), review.id.clone()));
+            self.by_destination
+                .lock()
+                .unwrap()
+                .push((destination.key.clone(), review.id.clone()));
+        }
+        Ok(carried.len())
     }
 }
 
@@ -775,4 +784,34 @@ async fn a_destination_added_later_starts_with_the_next_review_not_the_overlap_w
     assert_eq!(world.notifier.ids_to("new"), ["z"]);
     // A destination is known by its name: renamed, it counts as new too (and gets no resend).
     assert_eq!(world.notifier.ids_to("old"), ["z"]);
+}
+
+#[tokio::test]
+async fn several_reviews_per_message_one_record_per_message_in_order() {
+    let world = World::new(200);
+    world.notifier.per_message.store(3, Ordering::SeqCst);
+    let reviews: Vec<Review> = (0..7)
+        .map(|i| review(&format!("r{i}"), &format!("2024-06-01T11:0{i}:00Z")))
+        .collect();
+    world.source.set("1", reviews);
+    let summary = world.run(&["1"]).await;
+    assert_eq!(summary.apps[0].delivered, 7);
+    assert_eq!(
+        world.notifier.ids("1"),
+        ["r0", "r1", "r2", "r3", "r4", "r5", "r6"]
+    );
+    assert_eq!(
+        world.notifier.attempts.load(Ordering::SeqCst),
+        3,
+        "3 + 3 + 1"
+    );
+    assert_eq!(
+        world.state.writes.load(Ordering::SeqCst),
+        3,
+        "a record per message"
+    );
+    let mark = world.state.apps.lock().unwrap()[&app("1")]
+        .watermark
+        .clone();
+    assert_eq!(mark.unwrap().key.id, "r6");
 }

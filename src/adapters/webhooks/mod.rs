@@ -7,7 +7,7 @@ pub mod json;
 pub mod slack;
 pub mod teams;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_lc_rs::hmac;
@@ -31,17 +31,48 @@ pub const SIGNATURE_HEADER: &str = "X-Review-Relay-Signature";
 pub struct WebhookNotifier {
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// When each destination (by key) was last posted to, for platforms that limit the pace.
+    last_post: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
+
+/// Slack takes about one message a second per incoming webhook.
+const SLACK_PACE: Duration = Duration::from_secs(1);
 
 impl WebhookNotifier {
     pub fn new(http: reqwest::Client, retry: RetryPolicy) -> Self {
-        Self { http, retry }
+        Self {
+            http,
+            retry,
+            last_post: Default::default(),
+        }
+    }
+
+    /// Waits until `destination` may take another message.
+    async fn pace(&self, destination: &Destination) {
+        if destination.format != WebhookFormat::Slack {
+            return;
+        }
+        let wait = self
+            .last_post
+            .lock()
+            .ok()
+            .and_then(|last| last.get(&destination.key).copied())
+            .map(|at| SLACK_PACE.saturating_sub(at.elapsed()));
+        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn posted(&self, destination: &Destination) {
+        if let Ok(mut last) = self.last_post.lock() {
+            last.insert(destination.key.clone(), Instant::now());
+        }
     }
 
     async fn post_once(
         &self,
         destination: &Destination,
-        review: &Review,
+        idempotency_key: &str,
         body: &[u8],
         limit: Option<TimeLimit>,
         attempt: u32,
@@ -54,7 +85,7 @@ impl WebhookNotifier {
                 self.retry.request_timeout,
             ))
             // Lets a receiver drop a message it already has (a resend after a crash).
-            .header("Idempotency-Key", &review.id)
+            .header("Idempotency-Key", idempotency_key)
             .header(CONTENT_TYPE, "application/json");
         if let Some(secret) = &destination.signing_secret {
             // Signed at each try, so a retry minutes later still falls inside the receiver's
@@ -214,25 +245,54 @@ pub fn display_date(review: &Review) -> String {
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
+    fn max_per_message(&self, destination: &Destination) -> usize {
+        batch::max_per_message(destination.format)
+    }
+
     async fn send(
         &self,
         destination: &Destination,
         app: &AppId,
-        review: &Review,
+        app_name: Option<&str>,
+        reviews: &[&Review],
         limit: Option<TimeLimit>,
-    ) -> Result<(), DeliveryError> {
+    ) -> Result<usize, DeliveryError> {
+        let Some(message) = first_message(destination.format, app, app_name, reviews) else {
+            return Ok(0);
+        };
         // Serialised once: a signature covers exactly these bytes, at every try.
-        let body = serde_json::to_vec(&payload(destination.format, app, review)).map_err(|e| {
-            DeliveryError::Transport {
-                cause: format!("the message could not be serialised ({e})"),
-                attempts: 0,
-            }
+        let body = serde_json::to_vec(&message.body).map_err(|e| DeliveryError::Transport {
+            cause: format!("the message could not be serialised ({e})"),
+            attempts: 0,
         })?;
-        with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
-            self.post_once(destination, review, &body, limit, attempt)
+        self.pace(destination).await;
+        let result = with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
+            self.post_once(destination, &message.idempotency_key, &body, limit, attempt)
         })
-        .await
+        .await;
+        self.posted(destination);
+        result.map(|()| message.review_count)
     }
+}
+
+/// The first message `reviews` make in `format`: as many of them, in order, as one carries.
+pub fn first_message(
+    format: WebhookFormat,
+    app: &AppId,
+    app_name: Option<&str>,
+    reviews: &[&Review],
+) -> Option<batch::Message> {
+    let cards: Vec<ReviewCard<'_>> = reviews
+        .iter()
+        .map(|review| {
+            let card = ReviewCard::new(app, review);
+            match app_name {
+                Some(name) => card.with_app_name(name),
+                None => card,
+            }
+        })
+        .collect();
+    batch::messages(format, &cards).into_iter().next()
 }
 
 /// `sha256=` and the lowercase hex HMAC-SHA256 of `{timestamp}.{body}` under `secret`.
