@@ -5,9 +5,9 @@ mod support;
 
 use serde_json::{Value, json};
 use support::asc::{AscConfig, review};
-use support::receiver::Receiver;
+use support::receiver::{Platform, Receiver};
 use support::runtime_api::Invocation;
-use support::world::{INVOKE_TIMEOUT, World, assert_no_leaks, minutes_ago, ok, summary_app};
+use support::world::{INVOKE_TIMEOUT, World, assert_no_leaks, feed, minutes_ago, ok, summary_app};
 
 fn ids(receiver: &Receiver) -> Vec<String> {
     receiver
@@ -98,4 +98,66 @@ async fn a_failing_destination_gets_its_share_once_it_recovers_and_the_other_nev
         &world,
         &[&process.output(), &message, &recovered.to_string()],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_reviews_go_to_chat_several_to_a_message_within_the_platforms_limits() {
+    let world = World::new(AscConfig::team()).await;
+    for (app, platform, format) in [
+        ("6002", Platform::Slack, "slack"),
+        ("6003", Platform::Discord, "discord"),
+        ("6004", Platform::Teams, "teams"),
+        ("6005", Platform::GoogleChat, "googlechat"),
+    ] {
+        world.asc.set_app_name(app, "Sky & <Sea>");
+        let (reviews, _) = feed(&format!("{format}-"), 25, 30);
+        world.asc.set_reviews(app, reviews);
+        let chat = Receiver::start();
+        chat.enforce(platform);
+        let mut secret = world.secret_json(support::keys::PRIVATE_KEY_P8);
+        let fields = secret.as_object_mut().unwrap();
+        fields.remove("webhook_url");
+        fields.insert(
+            "destinations".into(),
+            json!([{"url": chat.url(&world.marker), "name": format, "format": format, "apps": [app]}]),
+        );
+        world.set_secret(&secret.to_string()).await;
+        let (api, process) = world.lambda(app);
+        let summary = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+        assert_eq!(
+            summary_app(&summary, app)["delivered"],
+            25,
+            "{format}: {summary}"
+        );
+        let received = chat.received();
+        assert!(
+            received.iter().all(|r| r.accepted),
+            "{format}: the platform's limits refused a message: {:?}",
+            received.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        assert!(
+            (2..=5).contains(&received.len()),
+            "{format}: 25 short reviews in a few messages, not {}",
+            received.len()
+        );
+        let keys: Vec<&str> = received
+            .iter()
+            .map(|r| r.header("idempotency-key").unwrap())
+            .collect();
+        assert!(
+            keys.iter().all(|k| k.starts_with("batch-")),
+            "{format}: {keys:?}"
+        );
+        let text: String = received
+            .iter()
+            .map(|r| r.json.as_ref().unwrap().to_string())
+            .collect();
+        assert!(text.contains("Sky"), "{format}: the app's name is shown");
+        assert_eq!(world.recorded_deliveries(app).await.len(), 25, "{format}");
+
+        // Nothing more next time.
+        ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+        assert_eq!(chat.received().len(), received.len(), "{format}");
+        assert_no_leaks(&world, &[&process.output()]);
+    }
 }
