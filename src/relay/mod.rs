@@ -240,6 +240,25 @@ enum AppError {
     },
 }
 
+impl AppError {
+    /// Whether this is what running out of time looks like: no time to start, or a request
+    /// that did not finish.
+    fn cut_by_deadline(&self) -> bool {
+        matches!(
+            self,
+            AppError::OutOfTime(_)
+                | AppError::Source {
+                    source: SourceError::Transport { .. },
+                    ..
+                }
+                | AppError::Delivery {
+                    source: crate::ports::DeliveryError::Transport { .. },
+                    ..
+                }
+        )
+    }
+}
+
 async fn run_app(
     deps: &Deps<'_>,
     credentials: &Credentials<'_>,
@@ -269,9 +288,11 @@ async fn run_app(
     };
     if let Err(err) = result {
         summary = summary.failed(err.to_string());
-        // Whatever went wrong once the time was up is the deadline's doing: the next run, with
-        // its full time, resumes from here.
-        if TimeLimit::passed(time_limit(options.deadline, options.deadline_margin)) {
+        // A request cut off, or not started, because the time was up is the deadline's doing:
+        // the next run, with its full time, resumes from here. Any other failure stays one.
+        if err.cut_by_deadline()
+            && TimeLimit::passed(time_limit(options.deadline, options.deadline_margin))
+        {
             summary.status = AppStatus::Deadline;
         }
     }
@@ -314,8 +335,8 @@ async fn relay_app(
     let limit = time_limit(options.deadline, options.deadline_margin);
     let (fetched, secret) =
         fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
-    register_destinations(deps, app, &secret, &mut state).await?;
     let fresh = select_new(&state, options.overlap_hours, fetched);
+    register_destinations(deps, app, &secret, &mut state, &fresh).await?;
     let keep_until_secs =
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
@@ -366,12 +387,21 @@ async fn relay_app(
                 Ok(carried) => {
                     let carried = &batch[..carried.clamp(1, batch.len())];
                     let marks: Vec<Watermark> = carried.iter().map(|r| Watermark::of(r)).collect();
-                    deps.state
+                    if let Err(err) = deps
+                        .state
                         .record(app, &marks, &destination.key, keep_until_secs)
-                        .await?;
+                        .await
+                    {
+                        // The message went out but is not recorded: stop here, so the counts
+                        // and the watermark still say what is known.
+                        first_error.get_or_insert(err.into());
+                        break 'rounds;
+                    }
                     for review in carried {
                         state.delivered(review, std::slice::from_ref(&destination.key), false);
-                        sent.insert(review.id.as_str());
+                        if sent.insert(review.id.as_str()) {
+                            summary.delivered += 1;
+                        }
                     }
                     *next += carried.len();
                 }
@@ -392,7 +422,6 @@ async fn relay_app(
             }
         }
     }
-    summary.delivered = sent.len();
 
     // The watermark moves past the reviews that every destination has or does not want.
     let mut mark = None;
@@ -432,31 +461,43 @@ fn due<'s>(
 /// Whether `destination` still wants `review`: its rules take it, it does not have it, and the
 /// review is not older than the destination (or a replay reaches it).
 fn is_due(state: &AppState, app: &AppId, destination: &Destination, review: &Review) -> bool {
+    let nanos = review.key().nanos;
     let since = state
         .destinations_since
         .get(&destination.key)
         .copied()
         .unwrap_or(state.baseline_nanos);
-    let since = state
-        .replay_from_nanos
-        .map_or(since, |from| since.min(from));
-    review.key().nanos >= since
+    // A destination added later starts at the newest review delivered before it: of that
+    // instant, it gets only the reviews nobody had yet.
+    let after = nanos > since
+        || (nanos == since
+            && (since == state.baseline_nanos || !state.delivered.contains_key(&review.id)));
+    let replayed = state.replay_from_nanos.is_some_and(|from| nanos >= from);
+    (after || replayed)
         && destination.route.matches(app, review)
         && !state.delivered_to(&review.id, &destination.key)
 }
 
 /// Notes destinations seen for the first time. On an app's first run, or when no destination was
 /// noted before (state from before destinations were told apart), they start at the baseline;
-/// a destination added later starts after the newest review delivered so far, so it is not
-/// flooded with the overlap window and still gets every review that comes after.
+/// a destination added later starts at the newest review delivered anywhere so far (`fresh`
+/// holds those still in the window), so it is not flooded with the overlap window and still gets
+/// every review that comes after, those of that same instant not yet delivered included.
 async fn register_destinations(
     deps: &Deps<'_>,
     app: &AppId,
     secret: &RelaySecret,
     state: &mut AppState,
+    fresh: &[Review],
 ) -> Result<(), StateError> {
-    let since = match &state.watermark {
-        Some(mark) if !state.destinations_since.is_empty() => mark.key.nanos + 1,
+    let newest_recorded = fresh
+        .iter()
+        .filter(|r| state.delivered.contains_key(&r.id))
+        .map(|r| r.key().nanos)
+        .chain(state.watermark.as_ref().map(|mark| mark.key.nanos))
+        .max();
+    let since = match newest_recorded {
+        Some(nanos) if !state.destinations_since.is_empty() => nanos,
         _ => state.baseline_nanos,
     };
     for destination in &secret.destinations {

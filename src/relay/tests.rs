@@ -815,3 +815,46 @@ async fn several_reviews_per_message_one_record_per_message_in_order() {
         .clone();
     assert_eq!(mark.unwrap().key.id, "r6");
 }
+
+#[tokio::test]
+async fn a_destination_added_after_a_cut_short_run_gets_the_rest_of_that_second() {
+    let world = World::new(10);
+    world.notifier.down.lock().unwrap().insert("b".into());
+    *world.secrets.destinations.lock().unwrap() = Some(serde_json::json!([
+        {"url": "https://example.com/a", "name": "a"},
+        {"url": "https://example.com/b", "name": "b", "ratings": [1]},
+    ]));
+    // Two reviews of one second; "b" fails, so only "a" has them and the mark stays behind.
+    world.source.set(
+        "1",
+        vec![
+            rated("r1", 5, "2024-06-01T10:00:00Z"),
+            rated("r2", 1, "2024-06-01T11:00:00Z"),
+            rated("r3", 5, "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    assert_eq!(world.notifier.ids_to("a"), ["r1", "r2", "r3"]);
+    // A third destination arrives: it starts at r2/r3's second, both already delivered to "a".
+    *world.secrets.destinations.lock().unwrap() = Some(serde_json::json!([
+        {"url": "https://example.com/a", "name": "a"},
+        {"url": "https://example.com/b", "name": "b", "ratings": [1]},
+        {"url": "https://example.com/c", "name": "c"},
+    ]));
+    world.source.set(
+        "1",
+        vec![
+            rated("r1", 5, "2024-06-01T10:00:00Z"),
+            rated("r2", 1, "2024-06-01T11:00:00Z"),
+            rated("r3", 5, "2024-06-01T11:00:00Z"),
+            rated("r4", 5, "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.run(&["1"]).await;
+    assert_eq!(
+        world.notifier.ids_to("c"),
+        ["r4"],
+        "not the watermark's lag, not what others had; the same second's newcomer, yes"
+    );
+    assert_eq!(world.notifier.ids_to("a"), ["r1", "r2", "r3", "r4"]);
+}
