@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::Mutex;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{AppId, AppState, Review, Watermark, select_new};
 use crate::ports::{
@@ -18,6 +18,8 @@ use crate::secret::{Destination, RelaySecret};
 
 /// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
 const APP_CONCURRENCY: usize = 4;
+
+const NANOS_PER_HOUR: i128 = 3_600 * 1_000_000_000;
 
 /// A DynamoDB transaction holds at most 100 items: one per review a message carries.
 const MAX_REVIEWS_PER_WRITE: usize = 100;
@@ -423,11 +425,28 @@ async fn relay_app(
         }
     }
 
-    // The watermark moves past the reviews that every destination has or does not want.
+    // The watermark moves past the reviews that every destination has or does not want. It
+    // does not wait for a destination that has failed for so long that the other destinations'
+    // records of what they got would expire before it moves (they would get it all again): the
+    // failing one then gets such a review only if it recovers while the review is still in the
+    // overlap window. This is logged as an error.
+    let give_up_before = options.now_nanos
+        - (i128::from(options.retention_days) * 24 - i128::from(options.overlap_hours)).max(1)
+            * NANOS_PER_HOUR;
     let mut mark = None;
     for review in &fresh {
-        if !due(&state, app, &secret, review).is_empty() {
-            break;
+        let waiting = due(&state, app, &secret, review);
+        if !waiting.is_empty() {
+            if review.key().nanos >= give_up_before {
+                break;
+            }
+            for destination in waiting {
+                error!(
+                    review_id = %review.id,
+                    destination = %destination.label,
+                    "this destination has failed for longer than delivery records are kept; the watermark moves on without it, and it gets this review only if it recovers within the overlap window"
+                );
+            }
         }
         mark = Some(review);
     }

@@ -858,3 +858,43 @@ async fn a_destination_added_after_a_cut_short_run_gets_the_rest_of_that_second(
     );
     assert_eq!(world.notifier.ids_to("a"), ["r1", "r2", "r3", "r4"]);
 }
+
+#[tokio::test]
+async fn the_watermark_does_not_wait_for_a_destination_down_longer_than_records_are_kept() {
+    let world = World::new(10);
+    two_destinations(&world);
+    world.notifier.down.lock().unwrap().insert("support".into());
+    // Retention 3 days, overlap 24 h: a review older than 48 h is given up for "support".
+    let options = || RunOptions {
+        retention_days: 3,
+        overlap_hours: 24,
+        backfill_hours: 24 * 4,
+        ..options(&["1"])
+    };
+    world.source.set(
+        "1",
+        vec![
+            rated("old", 1, "2024-05-29T12:00:00Z"),
+            rated("recent", 1, "2024-06-01T11:00:00Z"),
+        ],
+    );
+    world.run_with(options()).await;
+    assert_eq!(world.notifier.ids_to("all"), ["old", "recent"]);
+    let mark = world.state.apps.lock().unwrap()[&app("1")]
+        .watermark
+        .clone();
+    assert_eq!(
+        mark.unwrap().key.id,
+        "old",
+        "past the 3-day-old review, not past the recent one support still waits for"
+    );
+    // Back while both are still inside the overlap window: it gets them, in order.
+    world.notifier.down.lock().unwrap().clear();
+    world.run_with(options()).await;
+    assert_eq!(world.notifier.ids_to("support"), ["old", "recent"]);
+    assert_eq!(
+        world.notifier.ids_to("all"),
+        ["old", "recent"],
+        "nothing twice"
+    );
+}
