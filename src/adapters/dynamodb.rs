@@ -67,6 +67,19 @@ fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
         == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: `true` when written, `false` when its condition refused it.
+fn written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StateError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if condition_failed(&err) => Ok(false),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
 fn store_error<E, R>(err: SdkError<E, R>) -> StateError
 where
     E: std::error::Error + 'static,
@@ -303,12 +316,8 @@ impl StateStore for DynamoStateStore {
             .set_expression_attribute_values(update.get_expression_attribute_values().clone())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already at or past it.
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(store_error(err)),
-        }
+        // Refused: already at or past it.
+        written(result).map(|_| ())
     }
 
     async fn add_destination(
@@ -328,12 +337,8 @@ impl StateStore for DynamoStateStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Noted before: the first note stands.
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(store_error(err)),
-        }
+        // Refused: noted before, and the first note stands.
+        written(result).map(|_| ())
     }
 
     async fn acquire_lease(
@@ -356,11 +361,7 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        written(result)
     }
 
     async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError> {
@@ -374,11 +375,7 @@ impl StateStore for DynamoStateStore {
             .expression_attribute_values(":me", s(holder))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Expired and taken by another run: theirs now.
-            Err(err) if condition_failed(&err) => Ok(()),
-            Err(err) => Err(store_error(err)),
-        }
+        // Refused: expired and taken by another run, theirs now.
+        written(result).map(|_| ())
     }
 }

@@ -83,9 +83,14 @@ impl AppState {
         if advance && self.advances(review) {
             self.watermark = Some(Watermark::of(review));
         }
+        self.deliver_to(&review.id, destinations);
+    }
+
+    /// Adds `destinations` to those that have `review_id`.
+    pub fn deliver_to(&mut self, review_id: &str, destinations: &[String]) {
         match self
             .delivered
-            .entry(review.id.clone())
+            .entry(review_id.to_owned())
             .or_insert_with(|| Delivered::To(HashSet::new()))
         {
             Delivered::All => {}

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::*;
-use crate::domain::{Delivered, parse_instant};
+use crate::domain::parse_instant;
 use crate::ports::DeliveryError;
 use crate::secret::{ApiKey, Destination};
 
@@ -197,16 +197,7 @@ impl StateStore for MemoryState {
         }
         self.writes.fetch_add(1, Ordering::SeqCst);
         for mark in delivered {
-            match state
-                .delivered
-                .entry(mark.key.id.clone())
-                .or_insert_with(|| Delivered::To(Default::default()))
-            {
-                Delivered::All => {}
-                Delivered::To(keys) => {
-                    keys.insert(destination.to_owned());
-                }
-            }
+            state.deliver_to(&mark.key.id, &[destination.to_owned()]);
         }
         Ok(())
     }
@@ -346,6 +337,13 @@ impl World {
             state: MemoryState::default(),
             notifier: RecordingNotifier::default(),
         }
+    }
+
+    /// The app's watermark in the table, if it has one.
+    fn watermark(&self, app_id: &str) -> Option<Watermark> {
+        self.state.apps.lock().unwrap()[&app(app_id)]
+            .watermark
+            .clone()
     }
 
     async fn run(&self, apps: &[&str]) -> RunSummary {
@@ -710,9 +708,7 @@ async fn a_failing_destination_holds_back_neither_the_other_nor_its_own_share() 
     assert_eq!(world.notifier.ids_to("all"), ["a", "b", "c"]);
     assert!(world.notifier.ids_to("support").is_empty());
     assert_eq!(down.apps[0].pending, 2, "a and c still wait for support");
-    let mark = world.state.apps.lock().unwrap()[&app("1")]
-        .watermark
-        .clone();
+    let mark = world.watermark("1");
     assert!(
         mark.is_none(),
         "the watermark waits for the slowest destination"
@@ -733,9 +729,7 @@ async fn a_failing_destination_holds_back_neither_the_other_nor_its_own_share() 
     assert_eq!(up.apps[0].status, AppStatus::Ok);
     assert_eq!(world.notifier.ids_to("support"), ["a", "c", "d"]);
     assert_eq!(world.notifier.ids_to("all"), ["a", "b", "c", "d"]);
-    let mark = world.state.apps.lock().unwrap()[&app("1")]
-        .watermark
-        .clone();
+    let mark = world.watermark("1");
     assert_eq!(mark.unwrap().key.id, "d");
 }
 
@@ -754,9 +748,7 @@ async fn reviews_no_destination_wants_still_move_the_watermark() {
     );
     world.run(&["1"]).await;
     assert_eq!(world.notifier.ids_to("complaints"), ["a"]);
-    let mark = world.state.apps.lock().unwrap()[&app("1")]
-        .watermark
-        .clone();
+    let mark = world.watermark("1");
     assert_eq!(mark.unwrap().key.id, "b");
 }
 
@@ -810,9 +802,7 @@ async fn several_reviews_per_message_one_record_per_message_in_order() {
         3,
         "a record per message"
     );
-    let mark = world.state.apps.lock().unwrap()[&app("1")]
-        .watermark
-        .clone();
+    let mark = world.watermark("1");
     assert_eq!(mark.unwrap().key.id, "r6");
 }
 
@@ -880,9 +870,7 @@ async fn the_watermark_does_not_wait_for_a_destination_down_longer_than_records_
     );
     world.run_with(options()).await;
     assert_eq!(world.notifier.ids_to("all"), ["old", "recent"]);
-    let mark = world.state.apps.lock().unwrap()[&app("1")]
-        .watermark
-        .clone();
+    let mark = world.watermark("1");
     assert_eq!(
         mark.unwrap().key.id,
         "old",
