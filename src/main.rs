@@ -11,7 +11,7 @@ const USAGE: &str = "usage:
                                     print the message a review becomes (F: slack, discord, teams,
                                     googlechat, json); no AWS, no network";
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {

@@ -169,17 +169,46 @@ pub enum SourceError {
     ForeignNext,
 }
 
+/// An app's lease as one read found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// The invocation holding it; `None` when it was given back or never taken.
+    pub holder: Option<String>,
+    /// When the holder's lease lapses (Unix ms).
+    pub until_ms: i64,
+    /// Counts every take and every give-back (`None` before the first). A run reads the state
+    /// without the lease and takes the lease only when it has something to write; the lease is
+    /// taken only if this count has not moved since that read, so whatever another run wrote in
+    /// between is never missed.
+    pub generation: Option<i64>,
+}
+
+impl Lease {
+    /// Whether another invocation holds it at `now_ms`.
+    pub fn held(&self, now_ms: i64) -> bool {
+        self.holder.is_some() && self.until_ms >= now_ms
+    }
+}
+
+/// What one read of an app's items found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `None` on a first run.
+    pub state: Option<AppState>,
+    pub lease: Lease,
+}
+
 /// The per-app delivery state in the table.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// The app's state with the ids delivered since `window_start(overlap_hours)`, where the
-    /// state's `replay_from_nanos` is set to `replay_from_nanos`; `None` on a first run.
+    /// The app's state, with the ids delivered since `window_start(overlap_hours)` and its
+    /// `replay_from_nanos` set to `replay_from_nanos`, and the app's lease, in one read.
     async fn load(
         &self,
         app: &AppId,
         overlap_hours: u32,
         replay_from_nanos: Option<i128>,
-    ) -> Result<Option<AppState>, StateError>;
+    ) -> Result<Snapshot, StateError>;
 
     /// Writes a first-run state unless one exists; returns what the table holds afterwards.
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError>;
@@ -208,17 +237,19 @@ pub trait StateStore: Send + Sync {
         since_nanos: i128,
     ) -> Result<(), StateError>;
 
-    /// Takes the app's lease for `holder` until `until_ms` (Unix ms) unless another holder's lease
-    /// is still running at `now_ms`. `false` when someone else holds it.
+    /// Takes the app's lease for `holder` until `until_ms` (Unix ms), provided nobody holds it at
+    /// `now_ms` and nobody has taken or given it back since `seen` was read. `false` otherwise:
+    /// read again to tell which.
     async fn acquire_lease(
         &self,
         app: &AppId,
         holder: &str,
         now_ms: i64,
         until_ms: i64,
+        seen: &Lease,
     ) -> Result<bool, StateError>;
 
-    /// Gives the lease back if `holder` still has it.
+    /// Gives the lease back if `holder` still has it (a give-back counts as a change).
     async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError>;
 }
 

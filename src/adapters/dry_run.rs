@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use tracing::{debug, info};
 
 use crate::domain::{AppId, AppState, Review, Watermark};
-use crate::ports::{DeliveryError, Notifier, StateError, StateStore, TimeLimit};
+use crate::ports::{DeliveryError, Lease, Notifier, Snapshot, StateError, StateStore, TimeLimit};
 use crate::secret::Destination;
 
 /// Reads through to the real table; writes, leases included, go nowhere.
@@ -18,8 +18,13 @@ impl StateStore for ReadOnlyState<'_> {
         app: &AppId,
         overlap_hours: u32,
         replay_from_nanos: Option<i128>,
-    ) -> Result<Option<AppState>, StateError> {
-        self.0.load(app, overlap_hours, replay_from_nanos).await
+    ) -> Result<Snapshot, StateError> {
+        // A dry run writes nothing, so another run's lease does not stop it.
+        let snapshot = self.0.load(app, overlap_hours, replay_from_nanos).await?;
+        Ok(Snapshot {
+            lease: Lease::default(),
+            ..snapshot
+        })
     }
 
     async fn create(&self, _app: &AppId, state: &AppState) -> Result<AppState, StateError> {
@@ -55,6 +60,7 @@ impl StateStore for ReadOnlyState<'_> {
         _holder: &str,
         _now_ms: i64,
         _until_ms: i64,
+        _seen: &Lease,
     ) -> Result<bool, StateError> {
         Ok(true)
     }

@@ -4,7 +4,8 @@
 //! - `sk = "state"`: `baseline_ns` (N, ns since the epoch), `wm` (S, the watermark as an
 //!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
 //!   `updated_at`.
-//! - `sk = "lease"`: `holder`, `lease_until_ms` (N); `expires_at` lets TTL sweep it later.
+//! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),
+//!   `gen` (N, counts takes and give-backs); `expires_at` lets TTL sweep it when the app stops.
 //! - `sk = "delivered#<21-digit ns>#<review id>"`: one per delivered review; `review_id`,
 //!   `created_date`, `delivered_at`, `expires_at`.
 //!
@@ -22,7 +23,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::{AppId, AppState, Delivered, ReviewKey, Watermark};
-use crate::ports::{StateError, StateStore};
+use crate::ports::{Lease, Snapshot, StateError, StateStore};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
 pub const PARTITION_KEY: &str = "pk";
@@ -37,6 +38,10 @@ const DELIVERED_PREFIX: &str = "delivered#";
 const DESTINATION_PREFIX: &str = "dest#";
 /// The string set on a delivered item naming the destinations that have the review.
 const DELIVERED_TO: &str = "to";
+/// The lease item's count of takes and give-backs (see [`Lease::generation`]).
+const LEASE_GENERATION: &str = "gen";
+/// A lease item is swept this long after its last lease lapsed (an app no longer relayed).
+const LEASE_KEPT_SECONDS: i64 = 30 * 86_400;
 
 pub struct DynamoStateStore {
     client: Client,
@@ -116,6 +121,18 @@ fn now_text() -> String {
         .unwrap_or_default()
 }
 
+/// A lease item; a missing or malformed attribute reads as free (the conditional write that takes
+/// the lease checks the item itself).
+fn parse_lease(item: &HashMap<String, AttributeValue>) -> Lease {
+    Lease {
+        holder: item.get("holder").and_then(|v| v.as_s().ok()).cloned(),
+        until_ms: number(item, "lease_until_ms")
+            .and_then(|n| i64::try_from(n).ok())
+            .unwrap_or(0),
+        generation: number(item, LEASE_GENERATION).and_then(|n| i64::try_from(n).ok()),
+    }
+}
+
 fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, StateError> {
     let baseline_nanos = item
         .get("baseline_ns")
@@ -152,8 +169,8 @@ impl StateStore for DynamoStateStore {
         app: &AppId,
         overlap_hours: u32,
         replay_from_nanos: Option<i128>,
-    ) -> Result<Option<AppState>, StateError> {
-        let mut state: Option<AppState> = None;
+    ) -> Result<Snapshot, StateError> {
+        let mut snapshot = Snapshot::default();
         let mut start_key = None;
         loop {
             let page = self
@@ -176,7 +193,11 @@ impl StateStore for DynamoStateStore {
                 if sk == STATE_SK {
                     let mut parsed = parse_state(item)?;
                     parsed.replay_from_nanos = replay_from_nanos;
-                    state = Some(parsed);
+                    snapshot.state = Some(parsed);
+                    continue;
+                }
+                if sk == LEASE_SK {
+                    snapshot.lease = parse_lease(item);
                     continue;
                 }
                 let destination = sk.strip_prefix(DESTINATION_PREFIX);
@@ -185,7 +206,7 @@ impl StateStore for DynamoStateStore {
                     continue;
                 }
                 // Without a state item there is nothing to compare against; it is written first.
-                let Some(state) = state.as_mut() else {
+                let Some(state) = snapshot.state.as_mut() else {
                     return Err(StateError::Malformed(
                         "delivery records exist but the state item is missing".into(),
                     ));
@@ -203,7 +224,7 @@ impl StateStore for DynamoStateStore {
                     .and_then(ReviewKey::decode)
                     .ok_or_else(|| StateError::Malformed(format!("sort key `{sk}`")))?;
                 if key.nanos < state.window_start(overlap_hours) {
-                    return Ok(Some(state.clone()));
+                    return Ok(snapshot);
                 }
                 let to = match item.get(DELIVERED_TO).and_then(|v| v.as_ss().ok()) {
                     // Recorded before destinations were told apart: every destination has it.
@@ -214,7 +235,7 @@ impl StateStore for DynamoStateStore {
             }
             match page.last_evaluated_key {
                 Some(key) => start_key = Some(key),
-                None => return Ok(state),
+                None => return Ok(snapshot),
             }
         }
     }
@@ -234,9 +255,11 @@ impl StateStore for DynamoStateStore {
         match result {
             Ok(_) => Ok(state.clone()),
             // Another run created it first: use theirs.
-            Err(err) if condition_failed(&err) => self.load(app, 0, None).await?.ok_or_else(|| {
-                StateError::Malformed("the state item vanished after a conflict".into())
-            }),
+            Err(err) if condition_failed(&err) => {
+                self.load(app, 0, None).await?.state.ok_or_else(|| {
+                    StateError::Malformed("the state item vanished after a conflict".into())
+                })
+            }
             Err(err) => Err(store_error(err)),
         }
     }
@@ -347,32 +370,51 @@ impl StateStore for DynamoStateStore {
         holder: &str,
         now_ms: i64,
         until_ms: i64,
+        seen: &Lease,
     ) -> Result<bool, StateError> {
-        let result = self
+        // Free (never taken, given back, or lapsed), and untouched since `seen` was read.
+        let unchanged = match seen.generation {
+            Some(_) => "#gen = :seen",
+            None => "attribute_not_exists(#gen)",
+        };
+        let mut request = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item(PARTITION_KEY, s(app_pk(app)))
-            .item(SORT_KEY, s(LEASE_SK))
-            .item("holder", s(holder))
-            .item("lease_until_ms", n(until_ms))
-            .item(TTL_ATTRIBUTE, n(until_ms / 1_000 + 86_400))
-            .condition_expression("attribute_not_exists(pk) OR lease_until_ms < :now")
+            .key(PARTITION_KEY, s(app_pk(app)))
+            .key(SORT_KEY, s(LEASE_SK))
+            .update_expression(
+                "SET holder = :me, lease_until_ms = :until, #ttl = :ttl ADD #gen :one",
+            )
+            .condition_expression(format!(
+                "(attribute_not_exists(lease_until_ms) OR lease_until_ms < :now) AND {unchanged}"
+            ))
+            .expression_attribute_names("#gen", LEASE_GENERATION)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":me", s(holder))
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":ttl", n(until_ms / 1_000 + LEASE_KEPT_SECONDS))
             .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        written(result)
+            .expression_attribute_values(":one", n(1));
+        if let Some(generation) = seen.generation {
+            request = request.expression_attribute_values(":seen", n(generation));
+        }
+        written(request.send().await)
     }
 
     async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError> {
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, s(app_pk(app)))
             .key(SORT_KEY, s(LEASE_SK))
+            .update_expression("SET lease_until_ms = :zero REMOVE holder ADD #gen :one")
             .condition_expression("holder = :me")
+            .expression_attribute_names("#gen", LEASE_GENERATION)
             .expression_attribute_values(":me", s(holder))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .send()
             .await;
         // Refused: expired and taken by another run, theirs now.

@@ -268,27 +268,7 @@ async fn run_app(
     app: &AppId,
 ) -> AppSummary {
     let mut summary = AppSummary::new(app);
-    let now_ms = (options.now_nanos / 1_000_000) as i64;
-    let result = match deps
-        .state
-        .acquire_lease(app, &options.holder, now_ms, options.lease_until_ms)
-        .await
-    {
-        Ok(true) => {
-            let result = relay_app(deps, credentials, options, app, &mut summary).await;
-            if let Err(err) = deps.state.release_lease(app, &options.holder).await {
-                // It lapses by itself at the invocation's deadline.
-                warn!(error = %err, "could not release the lease");
-            }
-            result
-        }
-        Ok(false) => {
-            summary.status = AppStatus::Locked;
-            Ok(())
-        }
-        Err(err) => Err(err.into()),
-    };
-    if let Err(err) = result {
+    if let Err(err) = relay_app(deps, credentials, options, app, &mut summary).await {
         summary = summary.failed(err.to_string());
         // A request cut off, or not started, because the time was up is the deadline's doing:
         // the next run, with its full time, resumes from here. Any other failure stays one.
@@ -312,6 +292,8 @@ async fn run_app(
     summary
 }
 
+/// Reads the app's state and its reviews without the lease, and takes the lease only when there
+/// is something to write: a run that finds nothing new reads the table once and writes nothing.
 async fn relay_app(
     deps: &Deps<'_>,
     credentials: &Credentials<'_>,
@@ -319,26 +301,102 @@ async fn relay_app(
     app: &AppId,
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
-    let replay_from = options.replay_from_nanos;
-    let mut state = match deps
+    let now_ms = (options.now_nanos / 1_000_000) as i64;
+    let snapshot = deps
         .state
-        .load(app, options.overlap_hours, replay_from)
-        .await?
-    {
-        Some(state) => state,
-        None => {
-            let first = AppState::first_run(options.now_nanos, options.backfill_hours);
-            deps.state.create(app, &first).await?
-        }
-    };
-    state.replay_from_nanos = replay_from;
+        .load(app, options.overlap_hours, options.replay_from_nanos)
+        .await?;
+    if snapshot.lease.held(now_ms) {
+        summary.status = AppStatus::Locked;
+        return Ok(());
+    }
+    let mut stored = snapshot.state.is_some();
+    let mut state = snapshot
+        .state
+        .unwrap_or_else(|| AppState::first_run(options.now_nanos, options.backfill_hours));
+    state.replay_from_nanos = options.replay_from_nanos;
     summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
 
     let limit = time_limit(options.deadline, options.deadline_margin);
     let (fetched, secret) =
         fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
-    let fresh = select_new(&state, options.overlap_hours, fetched);
-    register_destinations(deps, app, &secret, &mut state, &fresh).await?;
+    let mut fresh = select_new(&state, options.overlap_hours, fetched);
+    if stored && !has_work(&state, app, &secret, &fresh) {
+        return Ok(());
+    }
+
+    // Taken only if nobody has taken or given back the lease since the read above; otherwise
+    // the state is read again, as another run may have delivered in between.
+    let mut seen = snapshot.lease;
+    let mut tries = 0;
+    while !deps
+        .state
+        .acquire_lease(app, &options.holder, now_ms, options.lease_until_ms, &seen)
+        .await?
+    {
+        tries += 1;
+        let again = deps
+            .state
+            .load(app, options.overlap_hours, options.replay_from_nanos)
+            .await?;
+        if again.lease.held(now_ms) || tries == LEASE_TRIES {
+            summary.status = AppStatus::Locked;
+            return Ok(());
+        }
+        seen = again.lease;
+        if let Some(newer) = again.state {
+            stored = true;
+            state = newer;
+            state.replay_from_nanos = options.replay_from_nanos;
+            fresh = select_new(&state, options.overlap_hours, fresh);
+        }
+    }
+    let result = relay_leased(
+        deps, options, app, state, stored, fresh, &secret, limit, summary,
+    )
+    .await;
+    if let Err(err) = deps.state.release_lease(app, &options.holder).await {
+        // It lapses by itself at the invocation's deadline.
+        warn!(error = %err, "could not release the lease");
+    }
+    result
+}
+
+/// How often a run reads the state again when the lease moved under it before it gives the app
+/// up as taken by another run.
+const LEASE_TRIES: u32 = 3;
+
+/// Whether a run has anything to write: a destination to note, a review to deliver, or the
+/// watermark to move.
+fn has_work(state: &AppState, app: &AppId, secret: &RelaySecret, fresh: &[Review]) -> bool {
+    secret
+        .destinations
+        .iter()
+        .any(|d| !state.destinations_since.contains_key(&d.key))
+        || fresh.iter().any(|r| !due(state, app, secret, r).is_empty())
+        || fresh.last().is_some_and(|r| state.advances(r))
+}
+
+/// The part of a run that writes, under the app's lease.
+#[allow(clippy::too_many_arguments)]
+async fn relay_leased(
+    deps: &Deps<'_>,
+    options: &RunOptions,
+    app: &AppId,
+    mut state: AppState,
+    stored: bool,
+    fresh: Vec<Review>,
+    secret: &RelaySecret,
+    limit: Option<TimeLimit>,
+    summary: &mut AppSummary,
+) -> Result<(), AppError> {
+    if !stored {
+        // A first run: the state item comes first.
+        let replay_from = state.replay_from_nanos;
+        state = deps.state.create(app, &state).await?;
+        state.replay_from_nanos = replay_from;
+    }
+    register_destinations(deps, app, secret, &mut state, &fresh).await?;
     let keep_until_secs =
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
@@ -435,7 +493,7 @@ async fn relay_app(
             * NANOS_PER_HOUR;
     let mut mark = None;
     for review in &fresh {
-        let waiting = due(&state, app, &secret, review);
+        let waiting = due(&state, app, secret, review);
         if !waiting.is_empty() {
             if review.key().nanos >= give_up_before {
                 break;
@@ -452,7 +510,7 @@ async fn relay_app(
     }
     summary.complete = fresh
         .iter()
-        .filter(|r| new.contains(r.id.as_str()) && due(&state, app, &secret, r).is_empty())
+        .filter(|r| new.contains(r.id.as_str()) && due(&state, app, secret, r).is_empty())
         .count();
     if let Some(review) = mark.filter(|r| state.advances(r)) {
         let mark = Watermark::of(review);

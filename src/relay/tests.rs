@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::domain::parse_instant;
-use crate::ports::DeliveryError;
+use crate::ports::{DeliveryError, Lease, Snapshot};
 use crate::secret::{ApiKey, Destination};
 
 const NOW: &str = "2024-06-01T12:00:00Z";
@@ -141,13 +141,20 @@ impl ReviewSource for FakeSource {
     }
 }
 
+/// What another run does to the table.
+type Meanwhile = Box<dyn FnOnce(&MemoryState) + Send>;
+
 /// The table in memory, with the same conditions as the DynamoDB adapter.
 #[derive(Default)]
 struct MemoryState {
     apps: Mutex<HashMap<AppId, AppState>>,
-    leases: Mutex<HashMap<AppId, (String, i64)>>,
+    leases: Mutex<HashMap<AppId, Lease>>,
     /// Delivery records written.
     writes: AtomicUsize,
+    /// Reads of an app's items.
+    reads: AtomicUsize,
+    /// Runs once, just before the next lease is taken: another run's doing in between.
+    before_acquire: Mutex<Option<Meanwhile>>,
 }
 
 #[async_trait]
@@ -157,8 +164,9 @@ impl StateStore for MemoryState {
         app: &AppId,
         _overlap_hours: u32,
         replay_from_nanos: Option<i128>,
-    ) -> Result<Option<AppState>, StateError> {
-        Ok(self
+    ) -> Result<Snapshot, StateError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let state = self
             .apps
             .lock()
             .unwrap()
@@ -167,7 +175,15 @@ impl StateStore for MemoryState {
             .map(|mut state| {
                 state.replay_from_nanos = replay_from_nanos;
                 state
-            }))
+            });
+        let lease = self
+            .leases
+            .lock()
+            .unwrap()
+            .get(app)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Snapshot { state, lease })
     }
 
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
@@ -232,19 +248,35 @@ impl StateStore for MemoryState {
         holder: &str,
         now_ms: i64,
         until_ms: i64,
+        seen: &Lease,
     ) -> Result<bool, StateError> {
+        let meanwhile = self.before_acquire.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile(self);
+        }
         let mut leases = self.leases.lock().unwrap();
-        if leases.get(app).is_some_and(|(_, until)| *until >= now_ms) {
+        let lease = leases.entry(app.clone()).or_default();
+        if lease.until_ms >= now_ms || lease.generation != seen.generation {
             return Ok(false);
         }
-        leases.insert(app.clone(), (holder.to_owned(), until_ms));
+        *lease = Lease {
+            holder: Some(holder.to_owned()),
+            until_ms,
+            generation: Some(lease.generation.unwrap_or(0) + 1),
+        };
         Ok(true)
     }
 
     async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError> {
         let mut leases = self.leases.lock().unwrap();
-        if leases.get(app).is_some_and(|(h, _)| h == holder) {
-            leases.remove(app);
+        if let Some(lease) = leases.get_mut(app)
+            && lease.holder.as_deref() == Some(holder)
+        {
+            *lease = Lease {
+                holder: None,
+                until_ms: 0,
+                generation: Some(lease.generation.unwrap_or(0) + 1),
+            };
         }
         Ok(())
     }
@@ -571,7 +603,13 @@ async fn an_app_leased_by_another_run_is_skipped_as_locked_not_failed() {
     assert!(
         world
             .state
-            .acquire_lease(&app("1"), "other", now_ms, now_ms + 1_000)
+            .acquire_lease(
+                &app("1"),
+                "other",
+                now_ms,
+                now_ms + 1_000,
+                &Lease::default()
+            )
             .await
             .unwrap()
     );
@@ -580,9 +618,14 @@ async fn an_app_leased_by_another_run_is_skipped_as_locked_not_failed() {
     assert_eq!(summary.apps[1].status, AppStatus::Ok);
     assert!(summary.failure_message().is_none());
     assert!(world.notifier.ids("1").is_empty());
-    assert!(
-        world.state.leases.lock().unwrap().get(&app("2")).is_none(),
-        "released after the run"
+    assert_eq!(
+        world.state.leases.lock().unwrap().get(&app("2")),
+        Some(&Lease {
+            holder: None,
+            until_ms: 0,
+            generation: Some(2)
+        }),
+        "taken once and given back"
     );
 
     // An expired lease does not hold the app.
@@ -592,6 +635,100 @@ async fn an_app_leased_by_another_run_is_skipped_as_locked_not_failed() {
     };
     assert_eq!(world.run_with(later).await.apps[0].status, AppStatus::Ok);
     assert_eq!(world.notifier.ids("1"), ["r"]);
+}
+
+#[tokio::test]
+async fn a_run_with_nothing_new_reads_the_table_once_and_writes_nothing() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
+    world.run(&["1"]).await;
+    let lease_after_first = world.state.leases.lock().unwrap().get(&app("1")).cloned();
+    assert_eq!(
+        lease_after_first.as_ref().and_then(|l| l.generation),
+        Some(2),
+        "the delivering run took and gave back the lease"
+    );
+    let reads = world.state.reads.load(Ordering::SeqCst);
+    let writes = world.state.writes.load(Ordering::SeqCst);
+
+    let idle = world.run(&["1"]).await;
+    assert_eq!(idle.apps[0].status, AppStatus::Ok);
+    assert_eq!((idle.apps[0].new, idle.apps[0].delivered), (0, 0));
+    assert_eq!(world.state.reads.load(Ordering::SeqCst), reads + 1);
+    assert_eq!(world.state.writes.load(Ordering::SeqCst), writes);
+    assert_eq!(
+        world.state.leases.lock().unwrap().get(&app("1")).cloned(),
+        lease_after_first,
+        "no lease taken"
+    );
+    assert_eq!(world.notifier.ids("1"), ["r"]);
+}
+
+#[tokio::test]
+async fn a_run_that_read_before_another_run_delivered_reads_again_and_sends_nothing_twice() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("a", "2024-06-01T10:00:00Z")]);
+    world.run(&["1"]).await;
+    world.source.set(
+        "1",
+        vec![
+            review("a", "2024-06-01T10:00:00Z"),
+            review("b", "2024-06-01T11:00:00Z"),
+            review("c", "2024-06-01T11:30:00Z"),
+        ],
+    );
+    // Between this run's read and its taking the lease, another run takes the lease, delivers
+    // `b`, and gives the lease back.
+    *world.state.before_acquire.lock().unwrap() = Some(Box::new(|state: &MemoryState| {
+        let mut leases = state.leases.lock().unwrap();
+        let lease = leases.entry(app("1")).or_default();
+        lease.generation = Some(lease.generation.unwrap_or(0) + 2);
+        let mut apps = state.apps.lock().unwrap();
+        let app_state = apps.get_mut(&app("1")).unwrap();
+        let key = app_state.destinations_since.keys().next().unwrap().clone();
+        app_state.deliver_to("b", &[key]);
+    }));
+    let summary = world.run(&["1"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Ok);
+    assert_eq!(
+        world.notifier.ids("1"),
+        ["a", "c"],
+        "`b` went out once, from the other run"
+    );
+    assert_eq!(world.watermark("1").unwrap().key.id, "c");
+}
+
+#[tokio::test]
+async fn a_run_that_finds_the_lease_taken_after_its_read_skips_the_app_as_locked() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("a", "2024-06-01T10:00:00Z")]);
+    let now_ms = (parse_instant(NOW).unwrap() / 1_000_000) as i64;
+    *world.state.before_acquire.lock().unwrap() = Some(Box::new(move |state: &MemoryState| {
+        state.leases.lock().unwrap().insert(
+            app("1"),
+            Lease {
+                holder: Some("other".into()),
+                until_ms: now_ms + 60_000,
+                generation: Some(1),
+            },
+        );
+    }));
+    let summary = world.run(&["1"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Locked);
+    assert!(world.notifier.ids("1").is_empty());
+    assert_eq!(
+        world.state.leases.lock().unwrap()[&app("1")]
+            .holder
+            .as_deref(),
+        Some("other"),
+        "the other run's lease stands"
+    );
 }
 
 #[tokio::test]

@@ -178,6 +178,14 @@ impl World {
         })
     }
 
+    /// Whether nobody holds the app's lease: never taken, or given back (no holder, lapsed).
+    pub async fn lease_given_back(&self, app: &str) -> bool {
+        self.item(app, "lease").await.is_none_or(|lease| {
+            !lease.contains_key("holder")
+                && lease.get("lease_until_ms").and_then(|v| v.as_n().ok()) == Some(&"0".to_owned())
+        })
+    }
+
     /// Review ids recorded as delivered for `app` (`sk = delivered#…`), in sort-key order.
     pub async fn recorded_deliveries(&self, app: &str) -> Vec<String> {
         let pk = format!("app#{app}");
