@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
 
+use crate::adapters::trust::TrustRoots;
 use crate::domain::{AppId, AppIdError};
 
 pub const DEFAULT_ASC_BASE_URL: &str = "https://api.appstoreconnect.apple.com";
@@ -33,6 +35,9 @@ pub struct Config {
     pub asc_retry: RetryPolicy,
     /// Whether a Lambda invocation writes its CloudWatch metrics (Embedded Metric Format).
     pub emit_metrics: bool,
+    /// The roots every HTTPS client trusts: Mozilla's, and those of the PEM file
+    /// `EXTRA_CA_CERTS` names (read here, once per cold start).
+    pub trust: TrustRoots,
 }
 
 /// How often and how patiently a failed HTTP call is tried again.
@@ -258,6 +263,12 @@ impl Config {
             asc_base_url,
             webhook_format,
             emit_metrics: flag(get("EMIT_METRICS"), "EMIT_METRICS", true)?,
+            trust: TrustRoots::load(get("EXTRA_CA_CERTS").map(Path::new)).map_err(|e| {
+                ConfigError::Invalid {
+                    var: "EXTRA_CA_CERTS",
+                    reason: e.to_string(),
+                }
+            })?,
         })
     }
 }
@@ -360,6 +371,23 @@ mod tests {
             }
         );
         assert_eq!(config.asc_retry.attempts, 4);
+        assert_eq!(config.trust.extra_count(), 0);
+    }
+
+    #[test]
+    fn extra_ca_certs_are_read_with_the_configuration() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        let config = Config::from_vars(&vars(&[("EXTRA_CA_CERTS", path)])).unwrap();
+        assert_eq!(config.trust.extra_count(), 1);
+        let err = Config::from_vars(&vars(&[("EXTRA_CA_CERTS", "/nonexistent/ca.pem")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "environment variable `EXTRA_CA_CERTS`: cannot read `/nonexistent/ca.pem`:"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -393,6 +421,10 @@ mod tests {
             ),
             (vars(&[("ASC_BASE_URL", "ftp://127.0.0.1")]), "ASC_BASE_URL"),
             (vars(&[("ASC_BASE_URL", "not a url")]), "ASC_BASE_URL"),
+            (
+                vars(&[("EXTRA_CA_CERTS", "/nonexistent/review-relay/ca.pem")]),
+                "EXTRA_CA_CERTS",
+            ),
         ];
         for (vars, name) in cases {
             let err = Config::from_vars(&vars).unwrap_err().to_string();

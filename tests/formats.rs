@@ -775,6 +775,7 @@ mod signing {
     use axum::extract::State;
     use axum::http::HeaderMap;
     use review_relay::adapters::http_client;
+    use review_relay::adapters::trust::TrustRoots;
     use review_relay::adapters::webhooks::WebhookNotifier;
     use review_relay::config::RetryPolicy;
     use review_relay::domain::AppId;
@@ -806,7 +807,7 @@ mod signing {
 
     fn notifier() -> WebhookNotifier {
         WebhookNotifier::new(
-            http_client().unwrap(),
+            http_client(&TrustRoots::default()).unwrap(),
             RetryPolicy {
                 attempts: 1,
                 first_delay: Duration::from_millis(1),

@@ -6,16 +6,20 @@ pub mod dynamodb;
 pub mod metrics;
 pub mod retry;
 pub mod secrets_manager;
+pub mod trust;
 pub mod webhooks;
 
 use std::error::Error as _;
 use std::time::Duration;
 
-/// The one HTTP client for App Store Connect and webhooks, built once per cold start.
-/// Redirects are never followed: the token must not travel to another origin, and a webhook
-/// that redirects is misconfigured.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+use trust::TrustRoots;
+
+/// The one HTTP client for App Store Connect and webhooks, built once per cold start; it trusts
+/// `roots` alone (see [`trust`]). Redirects are never followed: the token must not travel to
+/// another origin, and a webhook that redirects is misconfigured.
+pub fn http_client(roots: &TrustRoots) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .tls_certs_only(roots.reqwest_certificates()?)
         .user_agent(concat!("review-relay/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         // Each request sets its own overall timeout.

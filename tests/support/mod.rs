@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod asc;
+pub mod https;
 pub mod keys;
 pub mod moto;
 pub mod receiver;
