@@ -8,9 +8,8 @@
 //! their bundles from) are already in memory, so no certificate file is read at start. The set
 //! changes when that crate is updated (`Cargo.lock`), not when the Lambda runtime image is.
 //!
-//! The AWS SDK takes roots only as PEM, which it decodes again each time it builds a connector
-//! (three times before the first invocation): that decoding is most of what certificates still
-//! cost at start.
+//! The AWS SDK takes roots only as PEM, which it decodes each time it builds a connector: once,
+//! at the first AWS request (see [`TrustRoots::sdk_http_client`]).
 //!
 //! Every certificate handed to either client is first checked here as rustls checks a trust
 //! anchor, because the AWS SDK panics on one it cannot use.
@@ -115,8 +114,8 @@ impl TrustRoots {
 
     /// Every root as one PEM text, each certificate's base64 on a single line: the SDK's parser
     /// (rustls-pki-types, checked by a unit test) takes lines of any length, and this text is
-    /// encoded once and parsed three times before the first invocation, which 64-column lines
-    /// make slower at both ends (by about 0.8 ms in all).
+    /// encoded once and parsed at the first AWS request, which 64-column lines make slower at
+    /// both ends.
     fn pem(&self) -> String {
         let blocks: Vec<pem::Pem> = self
             .roots()
@@ -136,9 +135,22 @@ impl TrustRoots {
         let context = TlsContext::builder()
             .with_trust_store(self.sdk_trust_store())
             .build()?;
+        let unused = TlsContext::builder()
+            .with_trust_store(TrustStore::empty().with_native_roots(false))
+            .build()?;
         Ok(
             aws_smithy_http_client::Builder::new().build_with_connector_fn(
                 move |settings, components| {
+                    // Called with neither when the SDK validates a new client's configuration
+                    // (once per client, three times before the first invocation), only to load
+                    // native roots early; that connector is dropped unused. These roots need no
+                    // loading, so it gets none: the PEM is not decoded three times at start.
+                    if settings.is_none() && components.is_none() {
+                        return ConnectorBuilder::default()
+                            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                            .tls_context(unused.clone())
+                            .build();
+                    }
                     let mut connector = ConnectorBuilder::default()
                         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
                         .tls_context(context.clone());
