@@ -328,18 +328,22 @@ async fn relay_app(
     // Taken only if nobody has taken or given back the lease since the read above; otherwise
     // the state is read again, as another run may have delivered in between.
     let mut seen = snapshot.lease;
-    let mut tries = 0;
+    let mut tries = 1;
     while !deps
         .state
         .acquire_lease(app, &options.holder, now_ms, options.lease_until_ms, &seen)
         .await?
     {
+        if tries == LEASE_TRIES {
+            summary.status = AppStatus::Locked;
+            return Ok(());
+        }
         tries += 1;
         let again = deps
             .state
             .load(app, options.overlap_hours, options.replay_from_nanos)
             .await?;
-        if again.lease.held(now_ms) || tries == LEASE_TRIES {
+        if again.lease.held(now_ms) {
             summary.status = AppStatus::Locked;
             return Ok(());
         }
@@ -348,7 +352,12 @@ async fn relay_app(
             stored = true;
             state = newer;
             state.replay_from_nanos = options.replay_from_nanos;
+            summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
             fresh = select_new(&state, options.overlap_hours, fresh);
+            if !has_work(&state, app, &secret, &fresh) {
+                // The other run did it all.
+                return Ok(());
+            }
         }
     }
     let result = relay_leased(
@@ -362,8 +371,8 @@ async fn relay_app(
     result
 }
 
-/// How often a run reads the state again when the lease moved under it before it gives the app
-/// up as taken by another run.
+/// How many times a run tries to take the lease, reading the state again after each time it
+/// moved, before it gives the app up as taken by another run.
 const LEASE_TRIES: u32 = 3;
 
 /// Whether a run has anything to write: a destination to note, a review to deliver, or the

@@ -703,6 +703,41 @@ async fn a_run_that_read_before_another_run_delivered_reads_again_and_sends_noth
 }
 
 #[tokio::test]
+async fn a_run_whose_work_another_run_did_meanwhile_ends_without_taking_the_lease() {
+    let world = World::new(5);
+    world
+        .source
+        .set("1", vec![review("a", "2024-06-01T10:00:00Z")]);
+    world.run(&["1"]).await;
+    world.source.set(
+        "1",
+        vec![
+            review("a", "2024-06-01T10:00:00Z"),
+            review("b", "2024-06-01T11:00:00Z"),
+        ],
+    );
+    *world.state.before_acquire.lock().unwrap() = Some(Box::new(|state: &MemoryState| {
+        let mut leases = state.leases.lock().unwrap();
+        let lease = leases.entry(app("1")).or_default();
+        lease.generation = Some(lease.generation.unwrap_or(0) + 2);
+        let mut apps = state.apps.lock().unwrap();
+        let app_state = apps.get_mut(&app("1")).unwrap();
+        let key = app_state.destinations_since.keys().next().unwrap().clone();
+        app_state.deliver_to("b", &[key]);
+        app_state.watermark = Some(Watermark::of(&review("b", "2024-06-01T11:00:00Z")));
+    }));
+    let summary = world.run(&["1"]).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Ok);
+    assert_eq!(summary.apps[0].delivered, 0);
+    assert_eq!(world.notifier.ids("1"), ["a"]);
+    assert_eq!(
+        world.state.leases.lock().unwrap()[&app("1")].generation,
+        Some(4),
+        "only the other run took the lease"
+    );
+}
+
+#[tokio::test]
 async fn a_run_that_finds_the_lease_taken_after_its_read_skips_the_app_as_locked() {
     let world = World::new(5);
     world
