@@ -34,8 +34,6 @@ pub struct Relay {
 pub enum StartError {
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    #[error("cannot build the AWS SDK's HTTP client: {0}")]
-    AwsHttp(#[from] aws_smithy_http_client::HttpClientError),
 }
 
 /// An invocation in which at least one app failed; its message names each app and cause.
@@ -53,15 +51,15 @@ impl From<RunFailed> for Diagnostic {
 }
 
 impl Relay {
-    /// Builds the clients, both trusting `config.trust`. The AWS SDK reads `AWS_REGION`,
-    /// `AWS_ENDPOINT_URL` and credentials as it always does, so the same binary talks to local
-    /// emulators.
+    /// Builds the clients over one HTTP client trusting `config.trust`. The AWS SDK reads
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL` and credentials as it always does, so the same binary
+    /// talks to local emulators.
     pub async fn new(config: Config) -> Result<Self, StartError> {
+        let http = crate::adapters::http_client(&config.trust)?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(config.trust.sdk_http_client()?)
+            .http_client(crate::adapters::aws_http::sdk_http_client(http.clone()))
             .load()
             .await;
-        let http = crate::adapters::http_client(&config.trust)?;
         Ok(Self {
             secrets: SecretsManagerSecrets::new(
                 aws_sdk_secretsmanager::Client::new(&aws),

@@ -1,4 +1,4 @@
-//! Both HTTPS clients against a real HTTPS server on 127.0.0.1 whose certificate a test CA issued:
+//! The HTTPS client, directly and as the AWS SDK's, against a real HTTPS server on 127.0.0.1 whose certificate a test CA issued:
 //! trusted with that CA as an extra root (as `EXTRA_CA_CERTS` gives it), refused at TLS without.
 
 mod support;
@@ -7,6 +7,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use review_relay::adapters::aws_http::sdk_http_client;
 use review_relay::adapters::trust::TrustRoots;
 use review_relay::adapters::{describe_http_error, http_client};
 use support::https::{self, HttpsServer};
@@ -50,13 +51,13 @@ async fn reqwest_refuses_a_certificate_from_an_unknown_ca() {
     );
 }
 
-/// A Secrets Manager client over the SDK HTTPS client that `roots` builds, at the server.
+/// A Secrets Manager client over the HTTPS client that `roots` builds, at the server.
 async fn secrets_manager(
     roots: &TrustRoots,
     server: &HttpsServer,
 ) -> aws_sdk_secretsmanager::Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(roots.sdk_http_client().unwrap())
+        .http_client(sdk_http_client(http_client(roots).unwrap()))
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(server.url())

@@ -1,6 +1,7 @@
 //! One adapter per outside service.
 
 pub mod appstore;
+pub mod aws_http;
 pub mod dry_run;
 pub mod dynamodb;
 pub mod metrics;
@@ -14,15 +15,16 @@ use std::time::Duration;
 
 use trust::TrustRoots;
 
-/// The one HTTP client for App Store Connect and webhooks, built once per cold start; it trusts
-/// `roots` alone (see [`trust`]). Redirects are never followed: the token must not travel to
-/// another origin, and a webhook that redirects is misconfigured.
+/// The one HTTP client, for App Store Connect, webhooks and the AWS SDK (see [`aws_http`]), built
+/// once per cold start; it trusts `roots` alone (see [`trust`]). Redirects are never followed: the
+/// token must not travel to another origin, a webhook that redirects is misconfigured, and the
+/// SDK handles a redirect answer itself.
 pub fn http_client(roots: &TrustRoots) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .tls_certs_only(roots.reqwest_certificates()?)
         .user_agent(concat!("review-relay/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
-        // Each request sets its own overall timeout.
+        // Each request sets its own overall timeout (an AWS request, the SDK's read timeout if any).
         .connect_timeout(Duration::from_secs(5))
         .build()
 }

@@ -1,37 +1,32 @@
-//! The root certificates both HTTPS clients trust: Mozilla's, compiled into the binary, and those
+//! The root certificates the HTTPS client trusts: Mozilla's, compiled into the binary, and those
 //! of the PEM file `EXTRA_CA_CERTS` names, if it is set.
 //!
-//! Why compiled in: cold start. Left to their defaults, the AWS SDK's HTTPS client and reqwest
-//! each load the system's roots (the bundle file and every file of `/etc/ssl/certs`, each
-//! PEM-parsed), once per client: most of the time from process start to the first Lambda Runtime
-//! API request. Mozilla's roots (the `webpki-root-certs` crate, the list Linux distributions build
-//! their bundles from) are already in memory, so no certificate file is read at start. The set
-//! changes when that crate is updated (`Cargo.lock`), not when the Lambda runtime image is.
+//! Why compiled in: cold start. Left to its defaults, an HTTPS client loads the system's roots
+//! (the bundle file and every file of `/etc/ssl/certs`, each PEM-parsed) when it is built: most
+//! of the time from process start to the first Lambda Runtime API request. Mozilla's roots (the
+//! `webpki-root-certs` crate, the list Linux distributions build their bundles from) are already
+//! in memory as DER, so no certificate file is read and no PEM decoded at start. The set changes
+//! when that crate is updated (`Cargo.lock`), not when the Lambda runtime image is.
 //!
-//! The AWS SDK takes roots only as PEM, which it decodes each time it builds a connector: once,
-//! at the first AWS request (see [`TrustRoots::sdk_http_client`]).
+//! One client, built once, uses them for every request, the AWS SDK's included (see
+//! [`super::aws_http`]).
 //!
-//! Every certificate handed to either client is first checked here as rustls checks a trust
-//! anchor, because the AWS SDK panics on one it cannot use.
+//! Every certificate is first checked here as rustls checks a trust anchor, so an unusable one is
+//! named when `EXTRA_CA_CERTS` is read rather than failing the client's build.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_http_client::{ConnectorBuilder, HttpClientError};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use rustls_pki_types::CertificateDer;
 
 /// Mozilla's root CAs, as full DER certificates.
 const MOZILLA_ROOTS: &[CertificateDer<'static>] = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
 
 /// Mozilla's roots that are usable trust anchors: all of them (a unit test says so), but checked
-/// once per process anyway (well under a millisecond), so the AWS SDK is never handed one it
-/// would panic on whatever the crate's version.
+/// once per process anyway (well under a millisecond), so one the crate's next version adds that
+/// rustls cannot use never stops the client from being built.
 static USABLE_MOZILLA_ROOTS: LazyLock<Vec<&'static CertificateDer<'static>>> =
     LazyLock::new(|| {
         MOZILLA_ROOTS
@@ -103,66 +98,6 @@ impl TrustRoots {
         self.roots()
             .map(|cert| reqwest::Certificate::from_der(cert))
             .collect()
-    }
-
-    /// The roots as the AWS SDK's rustls client takes them: PEM, without the system's.
-    pub fn sdk_trust_store(&self) -> TrustStore {
-        TrustStore::empty()
-            .with_native_roots(false)
-            .with_pem_certificate(self.pem())
-    }
-
-    /// Every root as one PEM text, each certificate's base64 on a single line: the SDK's parser
-    /// (rustls-pki-types, checked by a unit test) takes lines of any length, and this text is
-    /// encoded once and parsed at the first AWS request, which 64-column lines make slower at
-    /// both ends.
-    fn pem(&self) -> String {
-        let blocks: Vec<pem::Pem> = self
-            .roots()
-            .map(|cert| pem::Pem::new("CERTIFICATE", cert.as_ref()))
-            .collect();
-        pem::encode_many_config(
-            &blocks,
-            pem::EncodeConfig::new()
-                .set_line_ending(pem::LineEnding::LF)
-                .set_line_wrap(usize::MAX),
-        )
-    }
-
-    /// The AWS SDK's HTTPS client trusting these roots; otherwise the SDK's default client
-    /// (rustls with AWS-LC, proxies from the environment, the SDK's timeouts).
-    pub fn sdk_http_client(&self) -> Result<SharedHttpClient, HttpClientError> {
-        let context = TlsContext::builder()
-            .with_trust_store(self.sdk_trust_store())
-            .build()?;
-        let unused = TlsContext::builder()
-            .with_trust_store(TrustStore::empty().with_native_roots(false))
-            .build()?;
-        Ok(
-            aws_smithy_http_client::Builder::new().build_with_connector_fn(
-                move |settings, components| {
-                    // Called with neither when the SDK validates a new client's configuration
-                    // (once per client, three times before the first invocation), only to load
-                    // native roots early; that connector is dropped unused. These roots need no
-                    // loading, so it gets none: the PEM is not decoded three times at start.
-                    if settings.is_none() && components.is_none() {
-                        return ConnectorBuilder::default()
-                            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                            .tls_context(unused.clone())
-                            .build();
-                    }
-                    let mut connector = ConnectorBuilder::default()
-                        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                        .tls_context(context.clone());
-                    connector.set_connector_settings(settings.cloned());
-                    if let Some(components) = components {
-                        connector.set_sleep_impl(components.sleep_impl());
-                    }
-                    connector.set_proxy_config(Some(ProxyConfig::from_env()));
-                    connector.build()
-                },
-            ),
-        )
     }
 }
 
@@ -285,31 +220,6 @@ mod tests {
             roots.reqwest_certificates().unwrap().len(),
             MOZILLA_ROOTS.len()
         );
-    }
-
-    /// What the AWS SDK does with the trust store: parse the PEM as rustls-pki-types does and add
-    /// every certificate to a rustls root store, panicking on any failure.
-    fn as_the_sdk_reads_it(roots: &TrustRoots) -> Vec<CertificateDer<'static>> {
-        let store = format!("{:?}", roots.sdk_trust_store());
-        assert!(store.contains("enable_native_roots: false"), "{store}");
-        let parsed = CertificateDer::pem_slice_iter(roots.pem().as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        for cert in &parsed {
-            // What `RootCertStore::add` checks.
-            webpki::anchor_from_trusted_cert(cert).unwrap();
-        }
-        parsed
-    }
-
-    #[test]
-    fn the_sdk_gets_every_root_back_from_the_pem() {
-        let roots = load_bytes("sdk", TEST_CA.as_bytes()).unwrap();
-        let parsed = as_the_sdk_reads_it(&roots);
-        let expected: Vec<_> = roots.roots().cloned().collect();
-        assert_eq!(parsed, expected);
-        assert_eq!(parsed.len(), MOZILLA_ROOTS.len() + 1);
-        roots.sdk_http_client().unwrap();
     }
 
     #[test]
