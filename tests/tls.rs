@@ -5,8 +5,10 @@ mod support;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::config::{Credentials, Region};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use review_relay::adapters::aws_http::sdk_http_client;
 use review_relay::adapters::trust::TrustRoots;
 use review_relay::adapters::{describe_http_error, http_client};
@@ -67,16 +69,23 @@ async fn secrets_manager(
     aws_sdk_secretsmanager::Client::new(&config)
 }
 
-#[tokio::test]
-async fn the_aws_sdk_trusts_an_extra_ca() {
-    let server = HttpsServer::start();
-    let client = secrets_manager(&with_test_ca(), &server).await;
-    let err = client
+/// The test server answers every request with an error, so a call always fails; how it fails
+/// says whether TLS let it through.
+async fn get_secret(
+    client: &aws_sdk_secretsmanager::Client,
+) -> SdkError<GetSecretValueError, HttpResponse> {
+    client
         .get_secret_value()
         .secret_id("s")
         .send()
         .await
-        .unwrap_err();
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn the_aws_sdk_trusts_an_extra_ca() {
+    let server = HttpsServer::start();
+    let err = get_secret(&secrets_manager(&with_test_ca(), &server).await).await;
     // Through TLS and HTTP: the server's answer, parsed.
     match &err {
         SdkError::ServiceError(service) => {
@@ -96,13 +105,7 @@ async fn the_aws_sdk_trusts_an_extra_ca() {
 #[tokio::test]
 async fn the_aws_sdk_refuses_a_certificate_from_an_unknown_ca() {
     let server = HttpsServer::start();
-    let client = secrets_manager(&without_test_ca(), &server).await;
-    let err = client
-        .get_secret_value()
-        .secret_id("s")
-        .send()
-        .await
-        .unwrap_err();
+    let err = get_secret(&secrets_manager(&without_test_ca(), &server).await).await;
     let text = DisplayErrorContext(&err).to_string();
     assert!(matches!(err, SdkError::DispatchFailure(_)), "{text}");
     assert!(

@@ -11,8 +11,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{AppId, AppState, Review, Watermark, select_new};
 use crate::ports::{
-    Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, SourceError,
-    StateError, StateStore, TimeLimit,
+    Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, Snapshot,
+    SourceError, StateError, StateStore, TimeLimit,
 };
 use crate::secret::{Destination, RelaySecret};
 
@@ -302,10 +302,7 @@ async fn relay_app(
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
     let now_ms = (options.now_nanos / 1_000_000) as i64;
-    let snapshot = deps
-        .state
-        .load(app, options.overlap_hours, options.replay_from_nanos)
-        .await?;
+    let snapshot = read_app(deps, options, app).await?;
     if snapshot.lease.held(now_ms) {
         summary.status = AppStatus::Locked;
         return Ok(());
@@ -339,10 +336,7 @@ async fn relay_app(
             return Ok(());
         }
         tries += 1;
-        let again = deps
-            .state
-            .load(app, options.overlap_hours, options.replay_from_nanos)
-            .await?;
+        let again = read_app(deps, options, app).await?;
         if again.lease.held(now_ms) {
             summary.status = AppStatus::Locked;
             return Ok(());
@@ -369,6 +363,17 @@ async fn relay_app(
         warn!(error = %err, "could not release the lease");
     }
     result
+}
+
+/// The app's state and lease, in one read.
+async fn read_app(
+    deps: &Deps<'_>,
+    options: &RunOptions,
+    app: &AppId,
+) -> Result<Snapshot, StateError> {
+    deps.state
+        .load(app, options.overlap_hours, options.replay_from_nanos)
+        .await
 }
 
 /// How many times a run tries to take the lease, reading the state again after each time it

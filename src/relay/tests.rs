@@ -666,32 +666,46 @@ async fn a_run_with_nothing_new_reads_the_table_once_and_writes_nothing() {
     assert_eq!(world.notifier.ids("1"), ["r"]);
 }
 
-#[tokio::test]
-async fn a_run_that_read_before_another_run_delivered_reads_again_and_sends_nothing_twice() {
+/// App `1` with `a` delivered, its feed now listing `a` and then `later`.
+async fn delivered_a_then(later: &[(&str, &str)]) -> World {
     let world = World::new(5);
     world
         .source
         .set("1", vec![review("a", "2024-06-01T10:00:00Z")]);
     world.run(&["1"]).await;
-    world.source.set(
-        "1",
-        vec![
-            review("a", "2024-06-01T10:00:00Z"),
-            review("b", "2024-06-01T11:00:00Z"),
-            review("c", "2024-06-01T11:30:00Z"),
-        ],
-    );
-    // Between this run's read and its taking the lease, another run takes the lease, delivers
-    // `b`, and gives the lease back.
-    *world.state.before_acquire.lock().unwrap() = Some(Box::new(|state: &MemoryState| {
+    let mut feed = vec![review("a", "2024-06-01T10:00:00Z")];
+    feed.extend(later.iter().map(|(id, created)| review(id, created)));
+    world.source.set("1", feed);
+    world
+}
+
+/// Between the next run's read and its taking the lease, another run takes the lease, delivers
+/// `id` (created at `created`), moves the watermark to it if `moved`, and gives the lease back.
+fn meanwhile_another_run_delivers(
+    world: &World,
+    id: &'static str,
+    created: &'static str,
+    moved: bool,
+) {
+    *world.state.before_acquire.lock().unwrap() = Some(Box::new(move |state: &MemoryState| {
         let mut leases = state.leases.lock().unwrap();
         let lease = leases.entry(app("1")).or_default();
         lease.generation = Some(lease.generation.unwrap_or(0) + 2);
         let mut apps = state.apps.lock().unwrap();
         let app_state = apps.get_mut(&app("1")).unwrap();
         let key = app_state.destinations_since.keys().next().unwrap().clone();
-        app_state.deliver_to("b", &[key]);
+        app_state.deliver_to(id, &[key]);
+        if moved {
+            app_state.watermark = Some(Watermark::of(&review(id, created)));
+        }
     }));
+}
+
+#[tokio::test]
+async fn a_run_that_read_before_another_run_delivered_reads_again_and_sends_nothing_twice() {
+    let world =
+        delivered_a_then(&[("b", "2024-06-01T11:00:00Z"), ("c", "2024-06-01T11:30:00Z")]).await;
+    meanwhile_another_run_delivers(&world, "b", "2024-06-01T11:00:00Z", false);
     let summary = world.run(&["1"]).await;
     assert_eq!(summary.apps[0].status, AppStatus::Ok);
     assert_eq!(
@@ -704,28 +718,8 @@ async fn a_run_that_read_before_another_run_delivered_reads_again_and_sends_noth
 
 #[tokio::test]
 async fn a_run_whose_work_another_run_did_meanwhile_ends_without_taking_the_lease() {
-    let world = World::new(5);
-    world
-        .source
-        .set("1", vec![review("a", "2024-06-01T10:00:00Z")]);
-    world.run(&["1"]).await;
-    world.source.set(
-        "1",
-        vec![
-            review("a", "2024-06-01T10:00:00Z"),
-            review("b", "2024-06-01T11:00:00Z"),
-        ],
-    );
-    *world.state.before_acquire.lock().unwrap() = Some(Box::new(|state: &MemoryState| {
-        let mut leases = state.leases.lock().unwrap();
-        let lease = leases.entry(app("1")).or_default();
-        lease.generation = Some(lease.generation.unwrap_or(0) + 2);
-        let mut apps = state.apps.lock().unwrap();
-        let app_state = apps.get_mut(&app("1")).unwrap();
-        let key = app_state.destinations_since.keys().next().unwrap().clone();
-        app_state.deliver_to("b", &[key]);
-        app_state.watermark = Some(Watermark::of(&review("b", "2024-06-01T11:00:00Z")));
-    }));
+    let world = delivered_a_then(&[("b", "2024-06-01T11:00:00Z")]).await;
+    meanwhile_another_run_delivers(&world, "b", "2024-06-01T11:00:00Z", true);
     let summary = world.run(&["1"]).await;
     assert_eq!(summary.apps[0].status, AppStatus::Ok);
     assert_eq!(summary.apps[0].delivered, 0);
