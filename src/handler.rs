@@ -29,13 +29,6 @@ pub struct Relay {
     notifier: WebhookNotifier,
 }
 
-/// Why the clients cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-}
-
 /// An invocation in which at least one app failed; its message names each app and cause.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -54,7 +47,7 @@ impl Relay {
     /// Builds the clients over one HTTP client trusting `config.trust`. The AWS SDK reads
     /// `AWS_REGION`, `AWS_ENDPOINT_URL` and credentials as it always does, so the same binary
     /// talks to local emulators.
-    pub async fn new(config: Config) -> Result<Self, StartError> {
+    pub async fn new(config: Config) -> Result<Self, reqwest::Error> {
         let http = crate::adapters::http_client(&config.trust)?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::adapters::aws_http::sdk_http_client(http.clone()))

@@ -308,10 +308,11 @@ async fn relay_app(
         return Ok(());
     }
     let mut stored = snapshot.state.is_some();
-    let mut state = snapshot
-        .state
-        .unwrap_or_else(|| AppState::first_run(options.now_nanos, options.backfill_hours));
-    state.replay_from_nanos = options.replay_from_nanos;
+    // A stored state comes with the run's `replay_from_nanos` already (see `StateStore::load`).
+    let mut state = snapshot.state.unwrap_or_else(|| AppState {
+        replay_from_nanos: options.replay_from_nanos,
+        ..AppState::first_run(options.now_nanos, options.backfill_hours)
+    });
     summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
 
     let limit = time_limit(options.deadline, options.deadline_margin);
@@ -345,7 +346,6 @@ async fn relay_app(
         if let Some(newer) = again.state {
             stored = true;
             state = newer;
-            state.replay_from_nanos = options.replay_from_nanos;
             summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
             fresh = select_new(&state, options.overlap_hours, fresh);
             if !has_work(&state, app, &secret, &fresh) {

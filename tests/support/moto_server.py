@@ -4,13 +4,43 @@ Prints `PORT <n>` once the server answers HTTP, then lives until stdin reaches E
 which happens when the test process exits even if it never ran its destructors.
 """
 
+import functools
 import logging
 import os
+import threading
 import sys
 import urllib.error
 import urllib.request
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
+
+# DynamoDB applies each request atomically: a conditional write is checked and made as one step.
+# moto's threaded server does not, so two runs racing for the same lease could both see it free.
+# One lock around every DynamoDB operation gives the tests DynamoDB's atomicity.
+_dynamodb_lock = threading.RLock()
+
+
+def _atomic(operation):
+    @functools.wraps(operation)
+    def locked(self, *args, **kwargs):
+        with _dynamodb_lock:
+            return operation(self, *args, **kwargs)
+
+    return locked
+
+
+for _name in (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+    "transact_get_items",
+):
+    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
 
 
 def main() -> None:
