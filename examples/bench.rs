@@ -87,7 +87,7 @@ async fn run() -> Result<(), String> {
     let started = Instant::now();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let relay_binary = LambdaProcess::binary_path();
-    let hello_binary = root.join("target/release/examples/hello");
+    let hello_binary = support::runtime_api::profile_dir().join("examples/hello");
     for binary in [&relay_binary, &hello_binary] {
         if !binary.exists() {
             return Err(format!(
@@ -1368,22 +1368,28 @@ struct Sizes {
 impl Sizes {
     fn measure(root: &Path, relay: &Path, hello: &Path) -> Sizes {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        // `make package` builds into `<target dir>/lambda-build`, `make lambda-build` into the
+        // target directory itself.
+        let target = support::runtime_api::target_dir();
         let first = |candidates: [&str; 2]| {
             candidates.into_iter().find_map(|rel| {
-                let path = root.join(rel);
-                path.exists().then(|| (rel.to_owned(), size(&path)))
+                let path = [target.join(rel), root.join("target").join(rel)]
+                    .into_iter()
+                    .find(|p| p.exists())?;
+                let size = size(&path);
+                Some((format!("target/{rel}"), size))
             })
         };
         Sizes {
             relay: size(relay),
             hello: size(hello),
             package: first([
-                "target/lambda/review-relay/bootstrap.zip",
-                "target/lambda-build/lambda/review-relay/bootstrap.zip",
+                "lambda/review-relay/bootstrap.zip",
+                "lambda-build/lambda/review-relay/bootstrap.zip",
             ]),
             bootstrap: first([
-                "target/lambda/review-relay/bootstrap",
-                "target/lambda-build/lambda/review-relay/bootstrap",
+                "lambda/review-relay/bootstrap",
+                "lambda-build/lambda/review-relay/bootstrap",
             ]),
         }
     }

@@ -111,7 +111,7 @@ async fn main() -> ExitCode {
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    let binary = env!("CARGO_MANIFEST_DIR").to_owned() + "/target/release/review-relay";
+    let binary = support::runtime_api::LambdaProcess::binary_path();
 
     for run in 1..=2 {
         println!("\n== run {run}: review-relay invoke events/scheduled.json");
@@ -127,7 +127,10 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             Err(e) => {
-                eprintln!("demo: cannot start {binary}: {e} (run `cargo build --release` first)");
+                eprintln!(
+                    "demo: cannot start {}: {e} (run `cargo build --release` first)",
+                    binary.display()
+                );
                 return ExitCode::FAILURE;
             }
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::adapters::trust::TrustRoots;
-use crate::domain::{AppId, AppIdError};
+use crate::domain::{AppId, AppIdError, COVERAGE_MARGIN_HOURS, max_reach_hours};
 
 pub const DEFAULT_ASC_BASE_URL: &str = "https://api.appstoreconnect.apple.com";
 pub const DEFAULT_BACKFILL_HOURS: u32 = 24;
@@ -237,18 +237,41 @@ impl Config {
             ..webhook_retry
         };
 
+        let retention_days = at_least_one(
+            "DELIVERED_RETENTION_DAYS",
+            number("DELIVERED_RETENTION_DAYS", 30, 365, "days")?,
+        )? as u32;
+        let backfill_hours = number(
+            "BACKFILL_HOURS",
+            DEFAULT_BACKFILL_HOURS.into(),
+            MAX_BACKFILL_HOURS.into(),
+            "hours",
+        )? as u32;
+        let overlap_hours = number("OVERLAP_HOURS", 72, 24 * 30, "hours")? as u32;
+        for (var, hours) in [
+            ("OVERLAP_HOURS", overlap_hours),
+            ("BACKFILL_HOURS", backfill_hours),
+        ] {
+            within_records(var, hours, retention_days)?;
+        }
+        let secret_id = required("SECRET_ID")?.to_owned();
+        if let (Some(secret_region), Some(region)) = (arn_region(&secret_id), get("AWS_REGION"))
+            && secret_region != region
+        {
+            return Err(ConfigError::Invalid {
+                var: "SECRET_ID",
+                reason: format!(
+                    "the secret is in region `{secret_region}` but the function runs in \
+                     `{region}`; Secrets Manager secrets are regional: create the secret in \
+                     `{region}` (or deploy the stack to `{secret_region}`)"
+                ),
+            });
+        }
+
         Ok(Self {
-            backfill_hours: number(
-                "BACKFILL_HOURS",
-                DEFAULT_BACKFILL_HOURS.into(),
-                MAX_BACKFILL_HOURS.into(),
-                "hours",
-            )? as u32,
-            overlap_hours: number("OVERLAP_HOURS", 72, 24 * 30, "hours")? as u32,
-            retention_days: at_least_one(
-                "DELIVERED_RETENTION_DAYS",
-                number("DELIVERED_RETENTION_DAYS", 30, 365, "days")?,
-            )? as u32,
+            backfill_hours,
+            overlap_hours,
+            retention_days,
             deadline_margin: Duration::from_secs(number(
                 "DEADLINE_MARGIN_SECONDS",
                 DEFAULT_DEADLINE_MARGIN_SECONDS,
@@ -258,7 +281,7 @@ impl Config {
             webhook_retry,
             asc_retry,
             app_ids,
-            secret_id: required("SECRET_ID")?.to_owned(),
+            secret_id,
             table_name: required("TABLE_NAME")?.to_owned(),
             asc_base_url,
             webhook_format,
@@ -270,6 +293,36 @@ impl Config {
                 }
             })?,
         })
+    }
+}
+
+/// Refuses a window reaching reviews whose delivery records may already be gone (see
+/// [`crate::domain::coverage_floor`]): they could be sent twice.
+fn within_records(var: &'static str, hours: u32, retention_days: u32) -> Result<(), ConfigError> {
+    let max = max_reach_hours(retention_days);
+    if hours > max {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: format!(
+                "{hours} hours reaches reviews whose delivery records may be gone: they are kept \
+                 {retention_days} days (DELIVERED_RETENTION_DAYS), so it must be below \
+                 {retention_days} × 24 − {COVERAGE_MARGIN_HOURS} hours, at most {max}; lower it \
+                 or raise DELIVERED_RETENTION_DAYS"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The region of a Secrets Manager ARN (`arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:…`);
+/// `None` for a plain secret name.
+fn arn_region(secret_id: &str) -> Option<&str> {
+    let mut parts = secret_id.splitn(6, ':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(_), Some("secretsmanager"), Some(region)) if !region.is_empty() => {
+            Some(region)
+        }
+        _ => None,
     }
 }
 
@@ -437,6 +490,55 @@ mod tests {
                 Config::from_vars(&v).unwrap_err(),
                 ConfigError::Missing(name)
             );
+        }
+    }
+
+    #[test]
+    fn windows_must_stay_inside_what_the_delivery_records_cover() {
+        let ok = Config::from_vars(&vars(&[
+            ("OVERLAP_HOURS", "718"),
+            ("BACKFILL_HOURS", "718"),
+        ]))
+        .unwrap();
+        assert_eq!((ok.overlap_hours, ok.backfill_hours), (718, 718));
+        for (var, value, retention) in [
+            ("OVERLAP_HOURS", "719", "30"),
+            ("BACKFILL_HOURS", "720", "30"),
+            ("OVERLAP_HOURS", "72", "2"),
+            ("BACKFILL_HOURS", "47", "2"),
+        ] {
+            let overlap = if var == "OVERLAP_HOURS" { value } else { "24" };
+            let err = Config::from_vars(&vars(&[
+                ("OVERLAP_HOURS", overlap),
+                (var, value),
+                ("DELIVERED_RETENTION_DAYS", retention),
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with(&format!("environment variable `{var}`: {value} hours reaches reviews whose delivery records may be gone")),
+                "{err}"
+            );
+            assert!(err.contains("DELIVERED_RETENTION_DAYS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_secret_arn_in_another_region_is_refused_naming_both() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:review-relay-AbCdEf";
+        let err = Config::from_vars(&vars(&[("SECRET_ID", arn), ("AWS_REGION", "us-east-1")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "environment variable `SECRET_ID`: the secret is in region `eu-west-1` but the function runs in `us-east-1`; Secrets Manager secrets are regional: create the secret in `us-east-1` (or deploy the stack to `eu-west-1`)"
+        );
+        for (secret, region) in [
+            (arn, "eu-west-1"),
+            ("review-relay/key", "us-east-1"),
+            (arn, ""),
+        ] {
+            Config::from_vars(&vars(&[("SECRET_ID", secret), ("AWS_REGION", region)])).unwrap();
         }
     }
 

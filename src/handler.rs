@@ -6,7 +6,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::adapters::appstore::AppStoreClient;
 use crate::adapters::dry_run::{ReadOnlyState, Rehearsal};
@@ -15,7 +15,7 @@ use crate::adapters::metrics;
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
 use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
-use crate::domain::AppId;
+use crate::event::{EventRefused, Request};
 use crate::relay::{
     Deps, RunOptions, RunSummary, TestSummary, run_once, send_test_message, time_limit,
 };
@@ -27,20 +27,53 @@ pub struct Relay {
     source: AppStoreClient,
     state: DynamoStateStore,
     notifier: WebhookNotifier,
+    /// When this process started (Unix ms): no real deadline is earlier.
+    started_ms: i64,
 }
 
-/// An invocation in which at least one app failed; its message names each app and cause.
+/// Why an invocation ends in an error.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RunFailed(pub String);
+pub enum InvocationError {
+    /// At least one app (or a test message's destination) failed; the message names each
+    /// app and cause.
+    #[error("{0}")]
+    RunFailed(String),
+    /// The event cannot be run: the caller's mistake, named. Nothing was sent or written, and
+    /// no app counts as failed.
+    #[error("{0}")]
+    InvalidEvent(#[from] EventRefused),
+}
 
-impl From<RunFailed> for Diagnostic {
-    fn from(err: RunFailed) -> Self {
+impl From<InvocationError> for Diagnostic {
+    fn from(err: InvocationError) -> Self {
+        let error_type = match err {
+            InvocationError::RunFailed(_) => "RunFailed",
+            InvocationError::InvalidEvent(_) => "InvalidEvent",
+        };
         Diagnostic {
-            error_type: "RunFailed".into(),
-            error_message: err.0,
+            error_type: error_type.into(),
+            error_message: err.to_string(),
         }
     }
+}
+
+/// The header that carries an invocation's deadline.
+pub const DEADLINE_HEADER: &str = "Lambda-Runtime-Deadline-Ms";
+
+/// Lambda's longest allowed run.
+pub const LONGEST_RUN_MS: i64 = 15 * 60 * 1_000;
+
+/// The deadline header's value if it can be real: after this process started, not yet passed,
+/// and at most Lambda's longest run ahead. Local emulators have sent a duration (600000), 0, or
+/// the moment of the invoke; none of those is a deadline.
+pub fn real_deadline_ms(header_ms: i64, process_started_ms: i64, now_ms: i64) -> Option<i64> {
+    (header_ms >= process_started_ms && header_ms > now_ms && header_ms <= now_ms + LONGEST_RUN_MS)
+        .then_some(header_ms)
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl Relay {
@@ -70,25 +103,28 @@ impl Relay {
             ),
             notifier: WebhookNotifier::new(http, config.webhook_retry),
             config,
+            started_ms: unix_ms(),
         })
     }
 
-    /// One invocation. `deadline_ms` is when it must end (Unix ms), if it has a limit; `holder`
-    /// names the invocation in the per-app leases. See [`Request::from_event`] for the events.
-    pub async fn handle(&self, event: &Value, deadline_ms: Option<i64>, holder: String) -> Answer {
-        let request = match Request::from_event(event, &self.config) {
-            Ok(request) => request,
-            Err(message) => {
-                error!(%message, "the event cannot be run");
-                return Answer::Run(RunSummary::rejected(&self.config.app_ids, &message));
-            }
-        };
+    /// One invocation, to end by `deadline_ms` (Unix ms); `holder` names the invocation in the
+    /// per-app leases. See [`Request::from_event`] for the events; a refused event sends and
+    /// writes nothing.
+    pub async fn handle(
+        &self,
+        event: &Value,
+        deadline_ms: i64,
+        holder: String,
+    ) -> Result<Answer, EventRefused> {
+        let request = Request::from_event(event, &self.config)
+            .inspect_err(|refused| error!(message = %refused, "the event was refused"))?;
         let now = OffsetDateTime::now_utc();
         let now_nanos = now.unix_timestamp_nanos();
         let now_ms = (now_nanos / 1_000_000) as i64;
-        let deadline = deadline_ms.map(|ms| {
-            Instant::now() + Duration::from_millis(u64::try_from(ms - now_ms).unwrap_or(0))
-        });
+        let deadline = Some(
+            Instant::now()
+                + Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0)),
+        );
 
         if request.test_message {
             let deps = self.deps();
@@ -102,12 +138,12 @@ impl Relay {
                 ),
                 Some(message) => error!(%message, "test message failed"),
             }
-            return Answer::TestMessage(summary);
+            return Ok(Answer::TestMessage(summary));
         }
 
-        // A lease outlives its invocation by a little, so a crashed run holds an app no longer than
-        // its own time limit; without a limit (the invoke command) it lasts Lambda's longest run.
-        let lease_until_ms = deadline_ms.unwrap_or(now_ms + LONGEST_RUN_MS) + LEASE_GRACE_MS;
+        // A lease outlives its invocation by a little, so a crashed run holds an app no longer
+        // than its own time limit.
+        let lease_until_ms = deadline_ms + LEASE_GRACE_MS;
         let options = RunOptions {
             apps: request.apps,
             backfill_hours: self.config.backfill_hours,
@@ -139,7 +175,7 @@ impl Relay {
             None => info!(summary = %line, delivered = summary.delivered(), "run finished"),
             Some(message) => error!(summary = %line, %message, "run finished with failures"),
         }
-        Answer::Run(summary)
+        Ok(Answer::Run(summary))
     }
 
     fn deps(&self) -> Deps<'_> {
@@ -151,12 +187,25 @@ impl Relay {
         }
     }
 
-    /// The Lambda entry: the summary, or an error listing each failed app or destination.
-    pub async fn handle_lambda(&self, event: LambdaEvent<Value>) -> Result<Answer, RunFailed> {
-        let deadline_ms = i64::try_from(event.context.deadline).ok();
+    /// The Lambda entry: the summary, or an error listing each failed app or destination, or
+    /// naming what is wrong with the event.
+    pub async fn handle_lambda(
+        &self,
+        event: LambdaEvent<Value>,
+    ) -> Result<Answer, InvocationError> {
+        let header_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        let now_ms = unix_ms();
+        let deadline_ms = real_deadline_ms(header_ms, self.started_ms, now_ms).unwrap_or_else(|| {
+            warn!(
+                header = DEADLINE_HEADER,
+                value = header_ms,
+                "the invocation's deadline header is not a Unix time in the next 15 minutes (a local emulator?); using 15 minutes from now"
+            );
+            now_ms + LONGEST_RUN_MS
+        });
         let answer = self
             .handle(&event.payload, deadline_ms, event.context.request_id)
-            .await;
+            .await?;
         if let Answer::Run(summary) = &answer
             && self.config.emit_metrics
             && !summary.dry_run
@@ -169,7 +218,7 @@ impl Relay {
         }
         match answer.failure_message() {
             None => Ok(answer),
-            Some(message) => Err(RunFailed(message)),
+            Some(message) => Err(InvocationError::RunFailed(message)),
         }
     }
 }
@@ -191,210 +240,38 @@ impl Answer {
     }
 }
 
-/// What an event asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub apps: Vec<AppId>,
-    pub dry_run: bool,
-    /// Replay reviews created in the last N hours that were not delivered.
-    pub replay_hours: Option<u32>,
-    pub test_message: bool,
-}
-
-impl Request {
-    /// Unknown fields are ignored, so scheduler, rule and manual events all work. A manual event
-    /// may hold `"app_ids": [...]` (a subset of `APP_IDS`), `"dry_run": true`,
-    /// `"backfill_hours": N` and `"test_message": true`.
-    pub fn from_event(event: &Value, config: &Config) -> Result<Self, String> {
-        let flag = |name: &str| match event.get(name) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(format!(
-                "event field `{name}` must be true or false, not `{other}`"
-            )),
-        };
-        let dry_run = flag("dry_run")?;
-        let test_message = flag("test_message")?;
-        let max_replay = config.retention_days * 24;
-        let replay_hours = match event.get("backfill_hours") {
-            None | Some(Value::Null) => None,
-            Some(value) => {
-                let hours = value
-                    .as_u64()
-                    .ok_or_else(|| {
-                        format!("event field `backfill_hours` must be a whole number of hours, not `{value}`")
-                    })?;
-                if hours > u64::from(max_replay) {
-                    return Err(format!(
-                        "event field `backfill_hours` is {hours}, but delivered reviews are remembered \
-                         for {max_replay} hours (DELIVERED_RETENTION_DAYS={}); a longer replay could \
-                         send reviews twice",
-                        config.retention_days
-                    ));
-                }
-                Some(hours as u32)
-            }
-        };
-        if test_message && (dry_run || replay_hours.is_some()) {
-            return Err(
-                "event field `test_message` cannot be combined with `dry_run` or `backfill_hours`"
-                    .into(),
-            );
-        }
-        Ok(Self {
-            apps: apps_from_event(event, &config.app_ids)?,
-            dry_run,
-            replay_hours,
-            test_message,
-        })
-    }
-}
-
-/// The apps to run: all of `APP_IDS`, or the subset a manual event names in `"app_ids"`
-/// (strings or numbers). Naming an app outside `APP_IDS` is refused.
-pub fn apps_from_event(event: &Value, configured: &[AppId]) -> Result<Vec<AppId>, String> {
-    let Some(requested) = event.get("app_ids") else {
-        return Ok(configured.to_vec());
-    };
-    let Some(requested) = requested.as_array() else {
-        return Err("event field `app_ids` must be a list of app ids".into());
-    };
-    let mut apps = Vec::new();
-    for value in requested {
-        let raw = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            other => {
-                return Err(format!(
-                    "event field `app_ids` holds `{other}`, not an app id"
-                ));
-            }
-        };
-        let app = AppId::parse(&raw).map_err(|e| format!("event field `app_ids`: {e}"))?;
-        if !configured.contains(&app) {
-            return Err(format!(
-                "event field `app_ids` names app {app}, which is not in APP_IDS"
-            ));
-        }
-        if !apps.contains(&app) {
-            apps.push(app);
-        }
-    }
-    Ok(apps)
-}
-
 const NANOS_PER_HOUR: i128 = 3_600 * 1_000_000_000;
 
-/// Lambda's longest allowed run.
-const LONGEST_RUN_MS: i64 = 15 * 60 * 1_000;
 const LEASE_GRACE_MS: i64 = 5_000;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn config() -> Config {
-        let vars = [
-            ("APP_IDS", "1,2"),
-            ("SECRET_ID", "s"),
-            ("TABLE_NAME", "t"),
-            ("DELIVERED_RETENTION_DAYS", "10"),
-        ];
-        Config::from_vars(
-            &vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-        .unwrap()
-    }
 
     #[test]
-    fn manual_events_ask_for_a_dry_run_a_replay_or_a_test_message() {
-        let config = config();
-        let plain = Request::from_event(&json!({"source": "aws.scheduler"}), &config).unwrap();
+    fn only_a_deadline_that_can_be_real_is_used() {
+        let started = 1_764_000_000_000;
+        let now = started + 60_000;
+        // What Lambda sends: the invoke moment plus the function's timeout.
         assert_eq!(
-            plain,
-            Request {
-                apps: ids(&["1", "2"]),
-                dry_run: false,
-                replay_hours: None,
-                test_message: false
-            }
+            real_deadline_ms(now + 120_000, started, now),
+            Some(now + 120_000)
         );
-        let dry = Request::from_event(
-            &json!({"dry_run": true, "backfill_hours": 240, "app_ids": ["2"]}),
-            &config,
-        )
-        .unwrap();
-        assert_eq!((dry.dry_run, dry.replay_hours), (true, Some(240)));
-        assert_eq!(dry.apps, ids(&["2"]));
-        let test = Request::from_event(&json!({"test_message": true}), &config).unwrap();
-        assert!(test.test_message);
-    }
-
-    #[test]
-    fn manual_events_that_cannot_be_run_say_why() {
-        let config = config();
-        let cases = [
-            (json!({"dry_run": "yes"}), "`dry_run` must be true or false"),
-            (json!({"backfill_hours": -1}), "whole number of hours"),
-            (json!({"backfill_hours": 2.5}), "whole number of hours"),
-            (json!({"backfill_hours": 241}), "remembered for 240 hours"),
-            (
-                json!({"test_message": true, "dry_run": true}),
-                "cannot be combined",
-            ),
-        ];
-        for (event, expected) in cases {
-            let message = Request::from_event(&event, &config).unwrap_err();
-            assert!(message.contains(expected), "{event}: {message}");
-        }
-    }
-
-    fn ids(raw: &[&str]) -> Vec<AppId> {
-        raw.iter().map(|r| AppId::parse(r).unwrap()).collect()
-    }
-
-    #[test]
-    fn scheduled_rule_and_empty_events_run_every_app() {
-        let configured = ids(&["1", "2"]);
-        for event in [
-            json!({}),
-            json!({"source": "aws.scheduler", "scheduled_time": "x"}),
-            json!({"detail-type": "Scheduled Event", "detail": {}}),
-            json!(null),
+        assert_eq!(
+            real_deadline_ms(now + LONGEST_RUN_MS, started, now),
+            Some(now + LONGEST_RUN_MS)
+        );
+        // What emulators have sent: a duration, zero, the invoke moment, or far ahead.
+        for bogus in [
+            600_000,
+            0,
+            -5,
+            started - 1,
+            now - 10,
+            now,
+            now + LONGEST_RUN_MS + 1,
         ] {
-            assert_eq!(apps_from_event(&event, &configured).unwrap(), configured);
-        }
-    }
-
-    #[test]
-    fn a_manual_event_runs_a_subset() {
-        let configured = ids(&["1", "2", "3"]);
-        let event = json!({"app_ids": ["3", 1, "3"]});
-        assert_eq!(
-            apps_from_event(&event, &configured).unwrap(),
-            ids(&["3", "1"])
-        );
-    }
-
-    #[test]
-    fn unknown_or_malformed_app_ids_are_refused_with_the_reason() {
-        let configured = ids(&["1"]);
-        let cases = [
-            (json!({"app_ids": "1"}), "must be a list"),
-            (json!({"app_ids": [true]}), "not an app id"),
-            (
-                json!({"app_ids": ["abc"]}),
-                "not a numeric App Store app id",
-            ),
-            (json!({"app_ids": ["2"]}), "not in APP_IDS"),
-        ];
-        for (event, expected) in cases {
-            let message = apps_from_event(&event, &configured).unwrap_err();
-            assert!(message.contains(expected), "{message}");
+            assert_eq!(real_deadline_ms(bogus, started, now), None, "{bogus}");
         }
     }
 }

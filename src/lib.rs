@@ -6,6 +6,7 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod event;
 pub mod handler;
 pub mod ports;
 pub mod preview;

@@ -6,7 +6,10 @@ use review_relay::handler::Relay;
 
 const USAGE: &str = "usage:
   review-relay                      serve Lambda invocations (when AWS_LAMBDA_RUNTIME_API is set)
-  review-relay invoke EVENT.json    run once on that event: summary on stdout, logs on stderr
+  review-relay invoke [--deadline SECONDS] EVENT.json
+                                    run once on that event: summary on stdout, logs on stderr;
+                                    it stops starting work SECONDS after it starts (default 840,
+                                    under the 15 minutes a Lambda run and its lease last)
   review-relay preview --format F [REVIEW.json]
                                     print the message a review becomes (F: slack, discord, teams,
                                     googlechat, json); no AWS, no network";
@@ -19,9 +22,13 @@ async fn main() -> ExitCode {
             tracing::init_default_subscriber();
             serve().await
         }
-        [command, event] if command == "invoke" => {
+        [command, rest @ ..] if command == "invoke" => {
+            let Some((event, deadline)) = invoke_args(rest) else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
             tracing::init_default_subscriber_with_writer(std::io::stderr);
-            invoke(event).await
+            invoke(event, deadline).await
         }
         [command, rest @ ..] if command == "preview" => review_relay::preview::main(rest),
         _ => {
@@ -55,7 +62,41 @@ async fn serve() -> ExitCode {
     }
 }
 
-async fn invoke(path: &str) -> ExitCode {
+/// The default `--deadline`: under Lambda's 15 minutes, so a local run's leases (its deadline
+/// plus a few seconds) lapse like a Lambda run's, and a run started by hand against the deployed
+/// table never outlasts its lease while the scheduled function waits.
+const INVOKE_DEADLINE_SECONDS: u64 = 840;
+/// A run by hand may take longer than a Lambda run; its leases last as long.
+const INVOKE_DEADLINE_MAX_SECONDS: u64 = 6 * 3_600;
+
+/// `[--deadline SECONDS] EVENT.json`, in either order.
+fn invoke_args(args: &[String]) -> Option<(&str, u64)> {
+    let mut event = None;
+    let mut deadline = INVOKE_DEADLINE_SECONDS;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--deadline" {
+            deadline = args
+                .next()?
+                .parse()
+                .ok()
+                .filter(|s| (1..=INVOKE_DEADLINE_MAX_SECONDS).contains(s))
+                .or_else(|| {
+                    eprintln!(
+                        "--deadline takes a whole number of seconds from 1 to {INVOKE_DEADLINE_MAX_SECONDS}"
+                    );
+                    None
+                })?;
+        } else if event.is_none() && !arg.starts_with("--") {
+            event = Some(arg.as_str());
+        } else {
+            return None;
+        }
+    }
+    Some((event?, deadline))
+}
+
+async fn invoke(path: &str, deadline_seconds: u64) -> ExitCode {
     let event = match std::fs::read_to_string(path).map(|text| serde_json::from_str(&text)) {
         Ok(Ok(event)) => event,
         Ok(Err(e)) => {
@@ -77,7 +118,11 @@ async fn invoke(path: &str) -> ExitCode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
-    let summary = relay.handle(&event, None, holder).await;
+    let deadline_ms = review_relay::handler::unix_ms() + (deadline_seconds * 1_000) as i64;
+    let Ok(summary) = relay.handle(&event, deadline_ms, holder).await else {
+        // Refused, and logged with the reason.
+        return ExitCode::FAILURE;
+    };
     println!(
         "{}",
         serde_json::to_string_pretty(&summary).unwrap_or_default()

@@ -6,9 +6,11 @@ mod review;
 mod route;
 mod state;
 mod territory;
+mod window;
 
 pub use app_id::{AppId, AppIdError};
 pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
 pub use route::Route;
 pub use state::{AppState, Delivered, Watermark, select_new};
 pub use territory::Territory;
+pub use window::{COVERAGE_MARGIN_HOURS, coverage_floor, max_reach_hours};

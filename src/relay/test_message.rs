@@ -78,7 +78,8 @@ pub fn sample_review(now_nanos: i128) -> Option<Review> {
     )
 }
 
-/// Sends the sample to every destination in the secret, each independently; writes no state.
+/// Sends the sample to every destination in the secret as it is now, each independently; writes
+/// no state.
 pub async fn send_test_message(
     deps: &Deps<'_>,
     app: &AppId,
@@ -93,7 +94,9 @@ pub async fn send_test_message(
             error: Some(error),
         }],
     };
-    let secret = match deps.secrets.load(false).await {
+    // Read afresh: a test message is what people send right after changing the secret (a new
+    // webhook URL), and a warm container would otherwise still hold the old one.
+    let secret = match deps.secrets.load(true).await {
         Ok(secret) => secret,
         Err(err) => return failed("secret".into(), err.to_string()),
     };

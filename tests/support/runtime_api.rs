@@ -90,8 +90,21 @@ impl RuntimeApi {
     /// Queues `event` with a deadline of now + `timeout` and waits for the function's answer.
     /// Panics if none arrives within `timeout` + [`INVOKE_GRACE`].
     pub async fn invoke(&self, event: Value, timeout: Duration) -> Invocation {
-        let id = request_id();
         let deadline_ms = now_ms() + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2);
+        self.invoke_with_deadline_header(event, deadline_ms, timeout + INVOKE_GRACE)
+            .await
+    }
+
+    /// Queues `event` with `deadline_ms` as its `Lambda-Runtime-Deadline-Ms`, whatever it means
+    /// (local emulators have sent a duration, 0, or the moment of the invoke), and waits up to
+    /// `wait` for the function's answer.
+    pub async fn invoke_with_deadline_header(
+        &self,
+        event: Value,
+        deadline_ms: i64,
+        wait: Duration,
+    ) -> Invocation {
+        let id = request_id();
         let (tx, rx) = oneshot::channel();
         self.shared.pending.lock().unwrap().insert(id.clone(), tx);
         self.shared
@@ -104,7 +117,6 @@ impl RuntimeApi {
             .expect("runtime API queue is open while the double lives");
 
         let mut init_error = self.shared.init_error.subscribe();
-        let wait = timeout + INVOKE_GRACE;
         tokio::select! {
             answer = rx => answer.expect("pending invocations are only dropped after answering"),
             Ok(init) = init_error.wait_for(Option::is_some) => {
@@ -249,12 +261,14 @@ pub struct LambdaProcess {
 }
 
 impl LambdaProcess {
-    /// The binary cargo built for this test (`target/release/review-relay` under `--release`).
+    /// The binary cargo built for this test (`<target dir>/release/review-relay` under
+    /// `--release`), wherever `CARGO_TARGET_DIR` put it.
     pub fn binary_path() -> PathBuf {
-        // Cargo sets CARGO_BIN_EXE_* for integration tests only; examples fall back to the path.
+        // Cargo sets CARGO_BIN_EXE_* for integration tests only; an example is built beside
+        // the binary, in `<profile dir>/examples/`.
         match option_env!("CARGO_BIN_EXE_review-relay") {
             Some(path) => PathBuf::from(path),
-            None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/review-relay"),
+            None => profile_dir().join("review-relay"),
         }
     }
 
@@ -374,6 +388,25 @@ impl Drop for LambdaProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The directory cargo put this build's binaries in (`<target dir>/release`), found from the
+/// running executable: an integration test lives in `<profile dir>/deps/`, an example in
+/// `<profile dir>/examples/`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable's path");
+    exe.parent()
+        .and_then(FsPath::parent)
+        .map(FsPath::to_path_buf)
+        .expect("the executable lives two levels under the target directory")
+}
+
+/// The target directory itself (`CARGO_TARGET_DIR`, or `target/`).
+pub fn target_dir() -> PathBuf {
+    let profile = profile_dir();
+    profile
+        .parent()
+        .map_or(profile.clone(), FsPath::to_path_buf)
 }
 
 fn collect_lines(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
