@@ -23,8 +23,9 @@ help:
 	@echo "make test      the whole test suite (unit and integration)"
 	@echo "make lint      cargo fmt --check and clippy -D warnings"
 	@echo "make validate  sam validate --lint and cfn-lint on template.yaml"
-	@echo "make package   the Lambda zip for x86-64 (cargo lambda, LTO)"
-	@echo "make lambda-build  cargo lambda build --release --x86-64 (what CI checks; no LTO, quicker)"
+	@echo "make package   the Lambda zip for template.yaml's architecture (cargo lambda, LTO)"
+	@echo "make lambda-build  cargo lambda build --release for that architecture (what CI checks; no LTO)"
+	@echo "make check-arch    the built bootstrap's ELF machine is template.yaml's architecture"
 	@echo "make venv      the moto virtualenv the tests and the demo use"
 
 $(MOTO_VENV)/.installed:
@@ -74,17 +75,68 @@ $(LAMBDA_VENV)/.installed:
 	$(LAMBDA_VENV)/bin/pip install --quiet 'cargo-lambda==$(CARGO_LAMBDA_VERSION)' 'ziglang==$(ZIGLANG_VERSION)'
 	touch $@
 
+# The function's architecture, from its one place: the `Architectures: [...]` line of template.yaml.
+ARCH := $(shell sed -n 's/^ *Architectures: *\[ *\([a-z0-9_]*\) *\].*/\1/p' template.yaml)
+ARCH_FLAG = $(if $(filter x86_64,$(ARCH)),--x86-64,$(if $(filter arm64,$(ARCH)),--arm64,))
+ARM64_TARGET := aarch64-unknown-linux-gnu
+# Where cargo lambda puts the bootstrap (the shared target directory, if there is one).
+LAMBDA_DIR = $(or $(CARGO_TARGET_DIR),target)/lambda
+
+# Stops unless template.yaml has exactly one known architecture.
+define require_arch
+	@if [ -z "$(ARCH_FLAG)" ] || [ "$(words $(ARCH))" != 1 ]; then \
+		echo "template.yaml must have one \`Architectures: [x86_64]\` or \`[arm64]\` line (found: '$(ARCH)')" >&2; \
+		exit 1; \
+	fi
+endef
+
+# "yes" when template.yaml says arm64 and rustup lacks its target (asked only for arm64).
+ifeq ($(strip $(ARCH)),arm64)
+ARM64_MISSING := $(if $(shell rustup target list --installed 2>/dev/null | grep -x $(ARM64_TARGET)),,yes)
+endif
+ARM64_HINT = target $(ARM64_TARGET) not installed (rustup target add $(ARM64_TARGET))
+
 # Packaging only: thin LTO and one codegen unit make a smaller, faster binary but a slow build.
 .PHONY: package
+ifeq ($(ARM64_MISSING),yes)
+package:
+	@echo "cannot package arm64: $(ARM64_HINT)" >&2; exit 1
+else
 package: $(LAMBDA_VENV)/.installed
+	$(require_arch)
 	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" \
 	CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 	CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_RELEASE_PANIC=abort \
 	CARGO_TARGET_DIR=target/lambda-build \
-	cargo lambda build --release --x86-64 --output-format zip
+	cargo lambda build --release $(ARCH_FLAG) --output-format zip
+endif
 
 # What CI checks: the Lambda build itself, cross-linked by zig, with the everyday release profile.
-# Building for arm64 needs `rustup target add aarch64-unknown-linux-gnu` first (it downloads).
-.PHONY: lambda-build
+# arm64 needs `rustup target add aarch64-unknown-linux-gnu` first (it downloads); without it
+# lambda-build and check-arch say so and skip.
+.PHONY: lambda-build check-arch
+ifeq ($(ARM64_MISSING),yes)
+lambda-build check-arch:
+	@echo "skipping arm64: $(ARM64_HINT)"
+else
 lambda-build: $(LAMBDA_VENV)/.installed
-	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --x86-64
+	$(require_arch)
+	PATH="$(CURDIR)/$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release $(ARCH_FLAG)
+
+# The bootstrap `make lambda-build` wrote must be a Linux binary for the function's architecture:
+# its ELF header's e_machine (offset 18, little-endian) is 62 for x86_64, 183 for aarch64.
+check-arch:
+	$(require_arch)
+	@bin="$(LAMBDA_DIR)/review-relay/bootstrap"; \
+	[ -f "$$bin" ] || { echo "check-arch: $$bin not found; run make lambda-build first" >&2; exit 1; }; \
+	set -- $$(od -An -tu1 -N20 "$$bin"); \
+	[ "$$1 $$2 $$3 $$4" = "127 69 76 70" ] || { echo "check-arch: $$bin is not an ELF binary" >&2; exit 1; }; \
+	machine=$$(( $${19} + 256 * $${20} )); \
+	case "$(ARCH)" in x86_64) want=62;; arm64) want=183;; esac; \
+	if [ "$$machine" = "$$want" ]; then \
+		echo "check-arch: $$bin is $(ARCH) (ELF machine $$machine), as template.yaml says"; \
+	else \
+		echo "check-arch: $$bin has ELF machine $$machine, but template.yaml says $(ARCH) ($$want)" >&2; \
+		exit 1; \
+	fi
+endif

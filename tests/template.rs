@@ -1,10 +1,19 @@
-//! template.yaml and the code must agree: the table's keys and TTL, and least-privilege IAM.
+//! template.yaml and the code must agree: the table's keys and TTL, least-privilege IAM, the
+//! parameters' bounds, and the deploy-time properties a user would otherwise find out in AWS (the
+//! architecture, the schedule's name, retries, log levels, alarms).
 
 mod support;
 
+use std::collections::HashMap;
+use std::process::Command;
+
 use review_relay::adapters::dynamodb::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+use review_relay::config::Config;
+use review_relay::domain::max_reach_hours;
 use serde_norway::Value;
-use support::template::{table_properties, template_path};
+use support::template::{
+    literal, parameter, render, resource, table_properties, tagged, template, template_path,
+};
 
 fn key_of(props: &Value, key_type: &str) -> String {
     let schema = props["KeySchema"].as_sequence().expect("KeySchema list");
@@ -43,6 +52,252 @@ fn the_table_has_the_keys_and_ttl_the_code_writes() {
     );
 }
 
+fn function_properties(doc: &Value) -> &Value {
+    &resource(doc, "RelayFunction")["Properties"]
+}
+
+/// A plain number in the template (not an intrinsic).
+fn number(value: &Value, what: &str) -> u64 {
+    literal(value)
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| panic!("{what} must be a plain number, got {}", render(value)))
+}
+
+fn is_ref(value: &Value, name: &str) -> bool {
+    tagged(value, "Ref").and_then(Value::as_str) == Some(name)
+}
+
+// --- Architecture -------------------------------------------------------------------------
+
+/// `sam build` reads the function's `Architectures`, `sam deploy` never changes it, and the
+/// Makefile greps the same line: one literal value, no parameter that could differ at deploy.
+#[test]
+fn the_architecture_is_one_literal_line_and_no_parameter() {
+    let doc = template();
+    let parameters = doc["Parameters"].as_mapping().expect("Parameters mapping");
+    for name in parameters.keys().filter_map(Value::as_str) {
+        assert!(
+            !name.to_ascii_lowercase().contains("architecture"),
+            "parameter `{name}` would let deploy pick an architecture that `sam build` did not build"
+        );
+    }
+    let archs = function_properties(&doc)["Architectures"]
+        .as_sequence()
+        .expect("RelayFunction needs Architectures: [x86_64] or [arm64]");
+    assert_eq!(archs.len(), 1, "exactly one architecture");
+    let arch = literal(&archs[0]).unwrap_or_else(|| {
+        panic!(
+            "the architecture must be a literal, not {}",
+            render(&archs[0])
+        )
+    });
+    assert!(
+        ["x86_64", "arm64"].contains(&arch.as_str()),
+        "unknown architecture {arch}"
+    );
+
+    // The line the Makefile reads (`sed` on `Architectures: [...]`), once in the file.
+    let text = std::fs::read_to_string(template_path()).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("Architectures:"))
+        .collect();
+    assert_eq!(lines, [format!("Architectures: [{arch}]")]);
+}
+
+// --- The schedule and retries -------------------------------------------------------------
+
+/// A fixed schedule name (SAM's default) collides with a second stack in the account and region.
+#[test]
+fn the_schedule_lets_cloudformation_name_it() {
+    let doc = template();
+    let schedule = &function_properties(&doc)["Events"]["Schedule"];
+    assert_eq!(schedule["Type"].as_str(), Some("ScheduleV2"));
+    let props = &schedule["Properties"];
+    assert_eq!(props["OmitName"].as_bool(), Some(true), "OmitName: true");
+    assert!(props.get("Name").is_none(), "no fixed Name");
+}
+
+/// A failed run is not run again (three runs per tick against a webhook answering 4xx) and a
+/// delayed event is dropped within a minute: the next tick resumes.
+#[test]
+fn a_failed_or_late_run_is_left_to_the_next_tick() {
+    let doc = template();
+    let invoke = &function_properties(&doc)["EventInvokeConfig"];
+    assert_eq!(
+        number(&invoke["MaximumRetryAttempts"], "MaximumRetryAttempts"),
+        0
+    );
+    // Lambda's minimum is 60 s; a schedule fires at most once a minute.
+    assert_eq!(
+        number(
+            &invoke["MaximumEventAgeInSeconds"],
+            "MaximumEventAgeInSeconds"
+        ),
+        60
+    );
+
+    let retry = &function_properties(&doc)["Events"]["Schedule"]["Properties"]["RetryPolicy"];
+    assert_eq!(
+        number(
+            &retry["MaximumRetryAttempts"],
+            "RetryPolicy.MaximumRetryAttempts"
+        ),
+        0
+    );
+    assert_eq!(
+        number(
+            &retry["MaximumEventAgeInSeconds"],
+            "RetryPolicy.MaximumEventAgeInSeconds"
+        ),
+        60
+    );
+}
+
+// --- Logs ---------------------------------------------------------------------------------
+
+/// Lambda drops application log lines below `ApplicationLogLevel`; the metrics line and the
+/// `run finished` summary are INFO, so no level above INFO may be offered.
+#[test]
+fn only_log_levels_that_keep_the_summary_and_the_metrics() {
+    let doc = template();
+    let level = parameter(&doc, "LogLevel");
+    let allowed: Vec<String> = level["AllowedValues"]
+        .as_sequence()
+        .expect("LogLevel AllowedValues")
+        .iter()
+        .filter_map(literal)
+        .collect();
+    assert_eq!(allowed, ["DEBUG", "INFO"]);
+    assert_eq!(literal(&level["Default"]).as_deref(), Some("INFO"));
+    assert!(is_ref(
+        &function_properties(&doc)["LoggingConfig"]["ApplicationLogLevel"],
+        "LogLevel"
+    ));
+}
+
+// --- IAM ----------------------------------------------------------------------------------
+
+/// Everything the function's role allows, on what: the calls the code makes and nothing more.
+/// A new call in the code adds its line here (and its statement in template.yaml).
+const GRANTS: &[(&str, &str)] = &[
+    ("logs:CreateLogStream", "!GetAtt RelayLogGroup.Arn"),
+    ("logs:PutLogEvents", "!GetAtt RelayLogGroup.Arn"),
+    ("dynamodb:Query", "!GetAtt StateTable.Arn"),
+    ("dynamodb:PutItem", "!GetAtt StateTable.Arn"),
+    // TransactWriteItems is authorised by its items' actions: the code's items are updates.
+    ("dynamodb:UpdateItem", "!GetAtt StateTable.Arn"),
+    ("secretsmanager:GetSecretValue", "!Ref SecretArn"),
+];
+
+/// The role's statements: the plain ones, and the one under `!If [condition, statement, NoValue]`.
+fn role_statements(doc: &Value) -> (Vec<&Value>, Vec<(String, &Value)>) {
+    let role = resource(doc, "RelayRole");
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"));
+    assert!(
+        role["Properties"].get("ManagedPolicyArns").is_none(),
+        "no managed policies: they grant more than the code calls"
+    );
+    let mut plain = Vec::new();
+    let mut conditional = Vec::new();
+    for policy in role["Properties"]["Policies"]
+        .as_sequence()
+        .expect("RelayRole Policies")
+    {
+        let statements = policy["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .expect("Statement list");
+        for statement in statements {
+            match tagged(statement, "If").and_then(Value::as_sequence) {
+                Some(branches) => {
+                    let [condition, then, otherwise] = branches.as_slice() else {
+                        panic!("!If takes three arguments: {}", render(statement));
+                    };
+                    assert!(
+                        is_ref(otherwise, "AWS::NoValue"),
+                        "a conditional statement is either there or not"
+                    );
+                    conditional.push((literal(condition).expect("condition name"), then));
+                }
+                None => plain.push(statement),
+            }
+        }
+    }
+    (plain, conditional)
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::Sequence(items) => items.iter().filter_map(literal).collect(),
+        one => literal(one).into_iter().collect(),
+    }
+}
+
+#[test]
+fn the_function_role_grants_exactly_what_the_code_calls() {
+    let doc = template();
+    let function = function_properties(&doc);
+    assert_eq!(
+        tagged(&function["Role"], "GetAtt").and_then(Value::as_str),
+        Some("RelayRole.Arn"),
+        "the function uses the role defined here"
+    );
+    assert!(
+        function.get("Policies").is_none(),
+        "SAM policies would add a second role; grant in RelayRole"
+    );
+
+    let (plain, _) = role_statements(&doc);
+    let mut granted: Vec<(String, String)> = Vec::new();
+    for statement in plain {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+        assert!(
+            statement.get("Condition").is_none(),
+            "an unconditional grant"
+        );
+        let resource = render(&statement["Resource"]);
+        for action in actions(statement) {
+            granted.push((action, resource.clone()));
+        }
+    }
+    let mut expected: Vec<(String, String)> = GRANTS
+        .iter()
+        .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+        .collect();
+    granted.sort();
+    expected.sort();
+    assert_eq!(granted, expected);
+}
+
+#[test]
+fn a_customer_managed_key_is_used_only_through_secrets_manager() {
+    let doc = template();
+    let kms_key = parameter(&doc, "SecretKmsKeyArn");
+    assert_eq!(
+        literal(&kms_key["Default"]).as_deref(),
+        Some(""),
+        "off unless asked"
+    );
+    assert_eq!(
+        render(&doc["Conditions"]["HasSecretKmsKey"]),
+        "!Not [!Equals [!Ref SecretKmsKeyArn, ]]"
+    );
+
+    let (_, conditional) = role_statements(&doc);
+    let [(condition, statement)] = conditional.as_slice() else {
+        panic!("one conditional statement, the key's");
+    };
+    assert_eq!(condition, "HasSecretKmsKey");
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    assert_eq!(actions(statement), ["kms:Decrypt"]);
+    assert!(is_ref(&statement["Resource"], "SecretKmsKeyArn"));
+    assert_eq!(
+        render(&statement["Condition"]),
+        "{StringEquals: {kms:ViaService: !Sub secretsmanager.${AWS::Region}.amazonaws.com}}"
+    );
+}
+
 /// Every `Resource` value anywhere in the template, with where it was found.
 fn resources<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
     match value {
@@ -68,33 +323,227 @@ fn resources<'a>(value: &'a Value, path: String, out: &mut Vec<(String, &'a Valu
 
 #[test]
 fn no_iam_statement_grants_every_resource() {
-    let text = std::fs::read_to_string(template_path()).unwrap();
-    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let doc = template();
     let mut found = Vec::new();
     resources(&doc, String::new(), &mut found);
+    assert!(!found.is_empty());
     for (path, value) in found {
         let values: Vec<&Value> = match value {
             Value::Sequence(items) => items.iter().collect(),
             other => vec![other],
         };
         assert!(
-            values.iter().all(|v| v.as_str() != Some("*")),
+            values.iter().all(|v| literal(v).as_deref() != Some("*")),
             "{path} grants `*`; scope it to the table or the secret"
         );
     }
-    // The function's access comes from SAM policy templates scoped to the one table and secret.
-    let policies = &doc["Resources"]["RelayFunction"]["Properties"]["Policies"];
-    let names: Vec<&str> = policies
-        .as_sequence()
-        .expect("Policies list")
-        .iter()
-        .filter_map(|p| p.as_mapping()?.keys().next()?.as_str())
-        .collect();
+}
+
+// --- Parameters the code also checks ------------------------------------------------------
+
+fn config_with(extra: &[(&str, &str)]) -> Result<Config, String> {
+    let mut vars: HashMap<String, String> = [
+        ("APP_IDS", "123"),
+        ("SECRET_ID", "review-relay"),
+        ("TABLE_NAME", "relay"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Config::from_vars(&vars).map_err(|e| e.to_string())
+}
+
+/// A parameter's bounds are exactly what the code accepts in its variable: a deploy the
+/// template allows never stops the function at start, and the template refuses nothing the code
+/// takes.
+#[test]
+fn hour_parameters_have_the_codes_bounds() {
+    let doc = template();
+    let env = &function_properties(&doc)["Environment"]["Variables"];
+    // The template leaves the retention at the code's default.
+    assert!(env.get("DELIVERED_RETENTION_DAYS").is_none());
+    let retention = config_with(&[]).unwrap().retention_days;
+
+    for (name, var) in [
+        ("BackfillHours", "BACKFILL_HOURS"),
+        ("OverlapHours", "OVERLAP_HOURS"),
+    ] {
+        assert!(is_ref(&env[var], name), "{var} comes from {name}");
+        let param = parameter(&doc, name);
+        let min = number(&param["MinValue"], "MinValue");
+        let max = number(&param["MaxValue"], "MaxValue");
+        let default = number(&param["Default"], "Default");
+        assert_eq!(min, 0, "{name}");
+        assert_eq!(max, u64::from(max_reach_hours(retention)), "{name}");
+        for ok in [min, default, max] {
+            config_with(&[(var, &ok.to_string())])
+                .unwrap_or_else(|e| panic!("{name} allows {ok} but the code refuses it: {e}"));
+        }
+        let over = (max + 1).to_string();
+        assert!(
+            config_with(&[(var, &over)]).is_err(),
+            "{name} refuses {over}, and so must the code"
+        );
+    }
+}
+
+/// Whether each sample matches the CloudFormation `AllowedPattern` (a Java regex matched against
+/// the whole value; Python's `re.fullmatch` agrees on the constructs used here).
+fn pattern_matches(pattern: &str, samples: &[&str]) -> Vec<bool> {
+    let script = "import re, sys\nfor s in sys.argv[2:]: print(int(re.fullmatch(sys.argv[1], s) is not None))";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(pattern)
+        .args(samples)
+        .output()
+        .expect("python3 runs the template's patterns");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l == "1")
+        .collect()
+}
+
+fn allowed_pattern(doc: &Value, name: &str) -> String {
+    literal(&parameter(doc, name)["AllowedPattern"])
+        .unwrap_or_else(|| panic!("{name} has an AllowedPattern"))
+}
+
+#[test]
+fn app_ids_pattern_takes_what_the_code_takes() {
+    let doc = template();
+    let pattern = allowed_pattern(&doc, "AppIds");
+    let samples = [
+        "1234567890",
+        "123,456",
+        "123, 456",
+        "123 ,456, 789",
+        " 123 ",
+        "",
+        "abc",
+        "123;456",
+        "12 34",
+        "123,abc",
+        "-5",
+    ];
+    let by_template = pattern_matches(&pattern, &samples);
+    for (sample, allowed) in samples.iter().zip(by_template) {
+        let by_code = config_with(&[("APP_IDS", sample)]).is_ok();
+        assert_eq!(
+            allowed, by_code,
+            "AppIds `{sample}`: the template says {allowed}, the code {by_code}"
+        );
+    }
+}
+
+#[test]
+fn kms_key_pattern_takes_a_key_arn_or_nothing() {
+    let doc = template();
+    let pattern = allowed_pattern(&doc, "SecretKmsKeyArn");
+    let samples = [
+        "",
+        "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:eu-west-1:123456789012:alias/review-relay",
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+    ];
     assert_eq!(
-        names,
-        [
-            "DynamoDBCrudPolicy",
-            "AWSSecretsManagerGetSecretValuePolicy"
-        ]
+        pattern_matches(&pattern, &samples),
+        [true, true, false, false]
+    );
+}
+
+// --- Outputs and alarms -------------------------------------------------------------------
+
+#[test]
+fn the_dead_letter_queue_is_an_output() {
+    let doc = template();
+    let outputs = doc["Outputs"].as_mapping().expect("Outputs");
+    assert!(
+        outputs
+            .values()
+            .any(|o| is_ref(&o["Value"], "ScheduleDeadLetterQueue")),
+        "an output gives the dead-letter queue's URL"
+    );
+}
+
+fn alarms(doc: &Value) -> Vec<(String, &Value)> {
+    doc["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(name, r)| (name.as_str().unwrap().to_owned(), &r["Properties"]))
+        .collect()
+}
+
+fn notifies(actions: &Value) -> bool {
+    actions
+        .as_sequence()
+        .is_some_and(|a| a.iter().any(|t| is_ref(t, "AlarmTopic")))
+}
+
+/// Each alarm says when it fires and when it is over.
+#[test]
+fn every_alarm_notifies_when_it_fires_and_when_it_clears() {
+    let doc = template();
+    let alarms = alarms(&doc);
+    assert!(alarms.len() >= 3);
+    for (name, props) in alarms {
+        assert!(notifies(&props["AlarmActions"]), "{name} AlarmActions");
+        assert!(notifies(&props["OKActions"]), "{name} OKActions");
+    }
+}
+
+/// CloudWatch evaluates at most 7 days: 168 one-hour periods.
+const LONGEST_EVALUATION_SECONDS: u64 = 7 * 24 * 3_600;
+
+/// Silence is the condition, so the alarm cannot wait for a data point: with `missing`, a range
+/// with no invocation at all goes to INSUFFICIENT_DATA, which notifies; a new alarm starts there,
+/// so nothing is sent before the first run (`breaching` would fire at every deploy).
+#[test]
+fn not_running_alarm_tolerates_the_chosen_silence_and_waits_for_the_first_run() {
+    let doc = template();
+    let hours = parameter(&doc, "NotRunningAlarmHours");
+    assert_eq!(literal(&hours["Type"]).as_deref(), Some("Number"));
+    assert_eq!(number(&hours["MinValue"], "MinValue"), 1);
+    assert_eq!(number(&hours["Default"], "Default"), 2);
+    let max = number(&hours["MaxValue"], "MaxValue");
+
+    let alarm = &resource(&doc, "NotRunningAlarm")["Properties"];
+    let period = number(&alarm["Period"], "Period");
+    assert_eq!(
+        period, 3_600,
+        "one-hour periods: the parameter counts hours"
+    );
+    assert_eq!(
+        max * period,
+        LONGEST_EVALUATION_SECONDS,
+        "the longest silence CloudWatch can evaluate"
+    );
+    assert!(is_ref(&alarm["EvaluationPeriods"], "NotRunningAlarmHours"));
+    assert!(is_ref(&alarm["DatapointsToAlarm"], "NotRunningAlarmHours"));
+
+    assert_eq!(alarm["Namespace"].as_str(), Some("AWS/Lambda"));
+    assert_eq!(alarm["MetricName"].as_str(), Some("Invocations"));
+    let dimension = &alarm["Dimensions"][0];
+    assert_eq!(dimension["Name"].as_str(), Some("FunctionName"));
+    assert!(is_ref(&dimension["Value"], "RelayFunction"));
+
+    assert_eq!(
+        literal(&alarm["TreatMissingData"]).as_deref(),
+        Some("missing")
+    );
+    assert!(
+        notifies(&alarm["InsufficientDataActions"]),
+        "the silence (INSUFFICIENT_DATA) is what notifies"
     );
 }

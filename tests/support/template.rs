@@ -1,5 +1,5 @@
-//! Builds the test DynamoDB table from the SAM template, so tests use the table shape
-//! that is deployed, plus small Secrets Manager / DynamoDB helpers.
+//! Reads the SAM template (for tests/template.rs) and builds the test DynamoDB table from it, so
+//! tests use the table shape that is deployed, plus small Secrets Manager / DynamoDB helpers.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,6 +14,69 @@ use serde_norway::Value;
 /// `<repo>/template.yaml`
 pub fn template_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("template.yaml")
+}
+
+/// `<repo>/template.yaml`, parsed. CloudFormation short tags (`!Ref`, `!Sub`, `!GetAtt`, `!If`,
+/// ...) parse as tagged values; `Value::as_str` looks through them, so use [`literal`] and
+/// [`tagged`] where a literal and an intrinsic must not be confused.
+pub fn template() -> Value {
+    let path = template_path();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("template.yaml is not YAML: {e}"))
+}
+
+/// The resource `name` of the template (the whole resource: `Type`, `Properties`, ...).
+pub fn resource<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc.get("Resources")
+        .and_then(|r| r.get(name))
+        .unwrap_or_else(|| panic!("template.yaml has no resource `{name}`"))
+}
+
+/// The parameter `name` of the template.
+pub fn parameter<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc.get("Parameters")
+        .and_then(|p| p.get(name))
+        .unwrap_or_else(|| panic!("template.yaml has no parameter `{name}`"))
+}
+
+/// A plain (untagged) scalar as text: `"x86_64"`, `"0"`, `"true"`; `None` for an intrinsic,
+/// a list or a mapping.
+pub fn literal(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The argument of the intrinsic `tag` (`"Ref"`, `"GetAtt"`, `"If"`, ...), if `value` is one.
+pub fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
+/// How a value reads in the template, intrinsics included: `!Ref SecretArn`,
+/// `!GetAtt StateTable.Arn`, `dynamodb:Query`.
+pub fn render(value: &Value) -> String {
+    match value {
+        Value::Tagged(t) => format!("{} {}", t.tag, render(&t.value)),
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Mapping(map) => {
+            let entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", render(k), render(v)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        other => literal(other).unwrap_or_else(|| "null".into()),
+    }
 }
 
 /// The `Properties` of the single `AWS::DynamoDB::Table` resource in `<repo>/template.yaml`.
