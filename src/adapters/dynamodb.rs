@@ -16,12 +16,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::adapters::sdk_error::SdkFailure;
 use crate::domain::{AppId, AppState, Delivered, ReviewKey, Watermark};
 use crate::ports::{Lease, Snapshot, StateError, StateStore};
 
@@ -73,11 +75,9 @@ fn condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
 }
 
 /// A conditional write's outcome: `true` when written, `false` when its condition refused it.
-fn written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StateError>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
+fn written<T, E: ProvideErrorMetadata>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<bool, StateError> {
     match result {
         Ok(_) => Ok(true),
         Err(err) if condition_failed(&err) => Ok(false),
@@ -85,12 +85,20 @@ where
     }
 }
 
-fn store_error<E, R>(err: SdkError<E, R>) -> StateError
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    StateError::Store(DisplayErrorContext(err).to_string())
+/// The SDK's error as its kind and request id (never the response: items hold review text), with
+/// what to do for the codes a deployment gets wrong.
+fn store_error<E: ProvideErrorMetadata>(err: SdkError<E, HttpResponse>) -> StateError {
+    let failure = SdkFailure::of(&err);
+    let hint = match failure.code() {
+        Some("ResourceNotFoundException") => {
+            ": the table named by `TABLE_NAME` does not exist in this region"
+        }
+        Some("AccessDeniedException") => {
+            ": the function's role needs dynamodb:Query, PutItem and UpdateItem on the table"
+        }
+        _ => "",
+    };
+    StateError::Store(format!("{failure}{hint}"))
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i128> {

@@ -6,6 +6,7 @@ pub mod dry_run;
 pub mod dynamodb;
 pub mod metrics;
 pub mod retry;
+pub mod sdk_error;
 pub mod secrets_manager;
 pub mod trust;
 pub mod webhooks;
