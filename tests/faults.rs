@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -146,6 +147,128 @@ async fn webhook_503_twice_is_retried_with_the_same_idempotency_key() {
         &world,
         &[&process.output(), &summary.to_string(), &again.to_string()],
     );
+}
+
+/// How many requests the receiver got under each `Idempotency-Key` (one key per message).
+fn tries_per_message(world: &World) -> BTreeMap<String, usize> {
+    let mut tries = BTreeMap::new();
+    for (key, _) in world.attempts() {
+        *tries.entry(key).or_insert(0) += 1;
+    }
+    tries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_platform_that_may_have_taken_a_message_gets_it_at_most_twice_a_run() {
+    let world = World::new(AscConfig::team()).await;
+    let app = "1022";
+    // Three reviews make one Slack message (one Idempotency-Key) at every try.
+    let (reviews, _) = feed("m", 3, 10);
+    world.asc.set_reviews(app, reviews);
+    let env = fast(&[
+        ("WEBHOOK_FORMAT", "slack"),
+        ("WEBHOOK_MAX_ATTEMPTS", "4"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "1"),
+    ]);
+    let (api, process) = world.lambda_with(app, &env);
+    let mut outputs = Vec::new();
+
+    // Each run below is the message's next run: the same message, every try recorded whole.
+    let mut run_failing = async |what: &str, expected_tries: usize| {
+        let message = failed(invoke(&api).await);
+        assert!(
+            message.ends_with(&format!("(after {expected_tries} attempts)")),
+            "{what}: {message}"
+        );
+        let tries = tries_per_message(&world);
+        assert_eq!(tries.len(), 1, "{what}: one message, {tries:?}");
+        assert_eq!(
+            tries.values().next(),
+            Some(&expected_tries),
+            "{what}: {tries:?}"
+        );
+        let bodies: Vec<String> = world
+            .receiver
+            .received()
+            .into_iter()
+            .map(|r| r.body)
+            .collect();
+        assert!(
+            bodies.windows(2).all(|pair| pair[0] == pair[1]),
+            "{what}: the same body at every try"
+        );
+        world.receiver.reset();
+        outputs.push(message);
+    };
+
+    // A 503 may come after Slack posted the message: one more try, then the run gives up.
+    world.receiver.fail_from(1, 503);
+    run_failing("always 503", 2).await;
+    // So may a 408.
+    world.receiver.fail_from(1, 408);
+    run_failing("always 408", 2).await;
+    // And an answer later than WEBHOOK_TIMEOUT_SECONDS, the body already sent.
+    world.receiver.set_delay(Duration::from_secs(3));
+    run_failing("no answer in time", 2).await;
+    // One more try after the 503 whatever it ends in, even a certain refusal (429).
+    world.receiver.respond_with(vec![429, 503, 429]);
+    run_failing("429, 503, 429", 3).await;
+
+    // 429 takes nothing: tried up to WEBHOOK_MAX_ATTEMPTS, and the fourth try delivers.
+    world.receiver.respond_with(vec![429, 429, 429]);
+    world.receiver.set_retry_after(Some("0"));
+    let summary = ok(invoke(&api).await);
+    assert_eq!(
+        counts(&summary, app),
+        ("ok".into(), 3, 3, 3, 0, 1),
+        "{summary}"
+    );
+    let statuses: Vec<u16> = world.attempts().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(statuses, [429, 429, 429, 200]);
+    assert_eq!(tries_per_message(&world).len(), 1);
+    assert_eq!(world.recorded_deliveries(app).await.len(), 3);
+
+    // Nothing listens at the webhook's address: a refused connection takes nothing either.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut secret = world.secret_json(keys::PRIVATE_KEY_P8);
+    secret["webhook_url"] = json!(format!("http://127.0.0.1:{port}/{}", world.marker));
+    world.set_secret(&secret.to_string()).await;
+    let (more, _) = feed("n", 1, 5);
+    world.asc.push_review(app, more[0].clone());
+    let (api, refused) = world.lambda_with(app, &env);
+    let message = failed(invoke(&api).await);
+    assert!(
+        message.contains("could not be reached") && message.ends_with("(after 4 attempts)"),
+        "{message}"
+    );
+    outputs.push(message);
+    outputs.push(process.output());
+    outputs.push(refused.output());
+    assert_no_leaks(
+        &world,
+        &outputs.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_receiver_that_may_have_taken_a_message_gets_every_try_under_one_key() {
+    let world = World::new(AscConfig::team()).await;
+    let app = "1023";
+    let (reviews, ids) = feed("j", 1, 10);
+    world.asc.set_reviews(app, reviews);
+    world.receiver.fail_from(1, 503);
+    let (api, process) = world.lambda_with(app, &fast(&[("WEBHOOK_MAX_ATTEMPTS", "4")]));
+
+    let message = failed(invoke(&api).await);
+    assert!(message.ends_with("(after 4 attempts)"), "{message}");
+    assert_eq!(
+        world.attempts(),
+        vec![(ids[0].clone(), 503); 4],
+        "a json receiver drops the copies by Idempotency-Key"
+    );
+    assert_no_leaks(&world, &[&process.output(), &message]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1002,6 +1125,129 @@ async fn a_process_killed_mid_delivery_holds_the_app_until_its_lease_lapses_then
         "at most one resend"
     );
     assert_eq!(world.recorded_deliveries(app).await, ids);
+    assert_no_leaks(&world, &[&killed_output, &process.output()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_while_several_apps_deliver_repeats_only_what_each_had_in_flight() {
+    let world = World::new(AscConfig::team()).await;
+    let apps = ["1031", "1032", "1033"];
+    // Two destinations on the receiver, told apart by path.
+    let mut secret = world.secret_json(keys::PRIVATE_KEY_P8);
+    let fields = secret.as_object_mut().unwrap();
+    fields.remove("webhook_url");
+    fields.insert(
+        "destinations".into(),
+        json!([
+            {"url": world.receiver.url(&format!("{}/a", world.marker)), "name": "a", "format": "json"},
+            {"url": world.receiver.url(&format!("{}/b", world.marker)), "name": "b", "format": "json"},
+        ]),
+    );
+    world.set_secret(&secret.to_string()).await;
+    let mut ids: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (i, app) in apps.iter().enumerate() {
+        let (reviews, app_ids) = feed(&format!("c{i}x"), 4, 10);
+        world.asc.set_reviews(app, reviews);
+        ids.insert(app, app_ids);
+    }
+    // Each message is answered 2 s after it arrives; the apps deliver at the same time.
+    world.receiver.set_delay(Duration::from_secs(2));
+    let env = fast(&[("DEADLINE_MARGIN_SECONDS", "1")]);
+    let (api, mut process) = world.lambda_with(&apps.join(","), &env);
+
+    // Six arrivals: each app's first message answered, and a later one on its way.
+    tokio::select! {
+        answer = api.invoke(json!({}), Duration::from_secs(10)) => {
+            panic!("the run ended before the kill: {answer:?}")
+        }
+        _ = world.receiver.wait_for(6, Duration::from_secs(60)) => {}
+    }
+    process.kill();
+    let killed_output = process.output();
+    let before_kill = world.receiver.received();
+    // (destination, app, review id) of every message the receiver got.
+    let message = |r: &support::receiver::Received| {
+        let review = &r.json.as_ref().expect("json body")["reviews"][0];
+        (
+            r.path.rsplit('/').next().unwrap().to_owned(),
+            review["app_id"].as_str().unwrap().to_owned(),
+            review["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    // Each app's last message before the kill: the one it had in flight.
+    let mut in_flight = BTreeMap::new();
+    for r in &before_kill {
+        let (destination, app, id) = message(r);
+        in_flight.insert(app, (destination, id));
+    }
+
+    let mut lease_until = 0;
+    for app in apps {
+        let lease = world
+            .item(app, "lease")
+            .await
+            .expect("the killed run never gave its lease back");
+        lease_until = lease_until.max(lease["lease_until_ms"].as_n().unwrap().parse().unwrap());
+    }
+    let wait = lease_until - now_ms() + 200;
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
+    world.receiver.set_delay(Duration::ZERO);
+    let (api, process) = world.lambda_with(&apps.join(","), &env);
+    let after = ok(invoke(&api).await);
+    for app in apps {
+        assert_eq!(summary_app(&after, app)["status"], "ok", "{after}");
+    }
+
+    let mut copies: BTreeMap<(String, String), BTreeMap<String, usize>> = BTreeMap::new();
+    let mut first_seen: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for r in world.receiver.received() {
+        let (destination, app, id) = message(&r);
+        let pair = (app, destination);
+        let count = copies
+            .entry(pair.clone())
+            .or_default()
+            .entry(id.clone())
+            .or_insert(0);
+        *count += 1;
+        if *count == 1 {
+            first_seen.entry(pair).or_default().push(id);
+        }
+    }
+    let mut repeated = Vec::new();
+    for app in apps {
+        for destination in ["a", "b"] {
+            let pair = (app.to_owned(), destination.to_owned());
+            assert_eq!(
+                first_seen.get(&pair),
+                Some(&ids[app]),
+                "{pair:?}: every review at least once, first copies in order"
+            );
+            let twice: Vec<&String> = copies[&pair]
+                .iter()
+                .filter(|(_, n)| **n > 1)
+                .map(|(id, n)| {
+                    assert_eq!(*n, 2, "{pair:?}: {id} arrived {n} times");
+                    id
+                })
+                .collect();
+            assert!(twice.len() <= 1, "{pair:?}: {twice:?} all arrived twice");
+            for id in twice {
+                assert_eq!(
+                    in_flight.get(app),
+                    Some(&(destination.to_owned(), id.clone())),
+                    "{pair:?}: {id} arrived twice, but the app's message in flight was another"
+                );
+                repeated.push(app);
+            }
+        }
+    }
+    assert!(
+        repeated.len() >= 2,
+        "the kill caught several apps with a message in flight: {in_flight:?}, repeated {repeated:?}"
+    );
+    for app in apps {
+        assert_eq!(world.recorded_deliveries(app).await, ids[app]);
+    }
     assert_no_leaks(&world, &[&killed_output, &process.output()]);
 }
 

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::adapters::retry::{Attempt, retry_after, with_retries};
+use crate::adapters::retry::{AfterMaybeTaken, Attempt, retry_after, with_retries_bounded};
 use crate::config::{RetryPolicy, WebhookFormat};
 use crate::domain::{AppId, Review, Territory};
 use crate::ports::{DeliveryError, Notifier, TimeLimit};
@@ -37,6 +37,19 @@ pub struct WebhookNotifier {
 
 /// Slack takes about one message a second per incoming webhook.
 const SLACK_PACE: Duration = Duration::from_secs(1);
+
+/// How many tries may follow one that `format`'s receiver may have taken (see
+/// [`crate::adapters::retry::may_retry`]). Chat platforms ignore `Idempotency-Key` and show every
+/// copy, so one more try at most; a `json` receiver can drop a copy by that key.
+pub fn after_maybe_taken(format: WebhookFormat) -> AfterMaybeTaken {
+    match format {
+        WebhookFormat::Json => AfterMaybeTaken::UpToTheLimit,
+        WebhookFormat::Slack
+        | WebhookFormat::Discord
+        | WebhookFormat::Teams
+        | WebhookFormat::GoogleChat => AfterMaybeTaken::OneMore,
+    }
+}
 
 impl WebhookNotifier {
     pub fn new(http: reqwest::Client, retry: RetryPolicy) -> Self {
@@ -84,7 +97,8 @@ impl WebhookNotifier {
                 limit,
                 self.retry.request_timeout,
             ))
-            // Lets a receiver drop a message it already has (a resend after a crash).
+            // Lets a receiver drop a message it already has (a retry after a late answer, a
+            // resend after a crash).
             .header("Idempotency-Key", idempotency_key)
             .header(CONTENT_TYPE, "application/json");
         if let Some(secret) = &destination.signing_secret {
@@ -101,12 +115,17 @@ impl WebhookNotifier {
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                return Attempt::Retry {
-                    error: DeliveryError::Transport {
-                        cause: crate::adapters::describe_http_error(e),
-                        attempts: attempt,
-                    },
-                    after: None,
+                // A connect error (refused, DNS, TLS handshake, connect timeout) comes before any
+                // byte of the request; anything later may follow a request the receiver took.
+                let connect = e.is_connect();
+                let error = DeliveryError::Transport {
+                    cause: crate::adapters::describe_http_error(e),
+                    attempts: attempt,
+                };
+                return if connect {
+                    Attempt::Retry { error, after: None }
+                } else {
+                    Attempt::RetryMaybeTaken(error)
                 };
             }
         };
@@ -122,9 +141,11 @@ impl WebhookNotifier {
             attempts: attempt,
         };
         match status {
+            // Refused unread: nothing was shown.
             StatusCode::TOO_MANY_REQUESTS => Attempt::Retry { error, after },
-            StatusCode::REQUEST_TIMEOUT => Attempt::Retry { error, after: None },
-            s if s.is_server_error() => Attempt::Retry { error, after: None },
+            // A platform may answer these after it has posted the message.
+            StatusCode::REQUEST_TIMEOUT => Attempt::RetryMaybeTaken(error),
+            s if s.is_server_error() => Attempt::RetryMaybeTaken(error),
             // Any other 4xx will not change by asking again: a wrong URL, a revoked hook, a payload
             // the platform refuses.
             _ => Attempt::Fail(error),
@@ -266,9 +287,12 @@ impl Notifier for WebhookNotifier {
             attempts: 0,
         })?;
         self.pace(destination).await;
-        let result = with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
-            self.post_once(destination, &message.idempotency_key, &body, limit, attempt)
-        })
+        let result = with_retries_bounded(
+            &self.retry,
+            after_maybe_taken(destination.format),
+            TimeLimit::give_up_at(limit),
+            |attempt| self.post_once(destination, &message.idempotency_key, &body, limit, attempt),
+        )
         .await;
         self.posted(destination);
         result.map(|()| message.review_count)
@@ -452,6 +476,146 @@ pub fn fit_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::RelaySecret;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn chat_formats_get_one_more_try_after_a_late_answer_json_every_try() {
+        for format in WebhookFormat::ALL {
+            let expected = if format == WebhookFormat::Json {
+                AfterMaybeTaken::UpToTheLimit
+            } else {
+                AfterMaybeTaken::OneMore
+            };
+            assert_eq!(after_maybe_taken(format), expected, "{format:?}");
+        }
+    }
+
+    fn destination(url: &str, format: WebhookFormat) -> Destination {
+        let fields = serde_json::json!({
+            "key_id": "K1",
+            "private_key": include_str!("../../../tests/fixtures/keys/AuthKey_TESTKEY001.p8"),
+            "webhook_url": url,
+        });
+        let secret = RelaySecret::parse(&SecretString::from(fields.to_string()), Some(format));
+        secret.unwrap().destinations.remove(0)
+    }
+
+    /// Four tries, a few milliseconds apart, each given `timeout`.
+    fn notifier(timeout: Duration) -> WebhookNotifier {
+        let retry = RetryPolicy {
+            attempts: 4,
+            first_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(4),
+            retry_after_max: Duration::from_secs(1),
+            request_timeout: timeout,
+        };
+        WebhookNotifier::new(reqwest::Client::new(), retry)
+    }
+
+    async fn send_one(notifier: &WebhookNotifier, to: &Destination) -> DeliveryError {
+        let app = AppId::parse("1234567890").unwrap();
+        let review = Review::new(
+            "r1".into(),
+            Some(5),
+            None,
+            None,
+            None,
+            None,
+            "2024-06-01T12:00:00Z".into(),
+            None,
+        )
+        .unwrap();
+        notifier
+            .send(to, &app, None, &[&review], None)
+            .await
+            .expect_err("nothing answers 2xx")
+    }
+
+    fn attempts(error: &DeliveryError) -> u32 {
+        match error {
+            DeliveryError::Transport { attempts, .. }
+            | DeliveryError::Rejected { attempts, .. } => *attempts,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_up_to_the_limit_even_for_a_chat_platform() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", closed.local_addr().unwrap());
+        drop(closed);
+        let error = send_one(
+            &notifier(Duration::from_secs(5)),
+            &destination(&url, WebhookFormat::Slack),
+        )
+        .await;
+        assert_eq!(attempts(&error), 4, "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_is_retried_up_to_the_limit_even_for_a_chat_platform() {
+        // Takes each connection and closes it at once: the handshake fails before any request.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+        let error = send_one(
+            &notifier(Duration::from_secs(5)),
+            &destination(&url, WebhookFormat::Teams),
+        )
+        .await;
+        assert_eq!(attempts(&error), 4, "{error}");
+    }
+
+    /// A receiver that reads what it is sent and never answers; counts the requests (a try that
+    /// timed out drops its connection, so each try comes on a new one).
+    async fn silent_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = std::sync::Arc::clone(&requests);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = std::sync::Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut buffer = [0; 4096];
+                    let mut first = true;
+                    while let Ok(1..) = socket.read(&mut buffer).await {
+                        if std::mem::take(&mut first) {
+                            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        (url, requests)
+    }
+
+    #[tokio::test]
+    async fn a_timeout_after_the_request_went_out_gets_one_more_try_on_a_chat_platform() {
+        let (url, requests) = silent_receiver().await;
+        let error = send_one(
+            &notifier(Duration::from_millis(300)),
+            &destination(&url, WebhookFormat::Slack),
+        )
+        .await;
+        assert_eq!(attempts(&error), 2, "{error}");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        let (url, requests) = silent_receiver().await;
+        let error = send_one(
+            &notifier(Duration::from_millis(300)),
+            &destination(&url, WebhookFormat::Json),
+        )
+        .await;
+        assert_eq!(
+            attempts(&error),
+            4,
+            "a json receiver drops copies by key: {error}"
+        );
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
 
     #[test]
     fn truncation_counts_characters_not_bytes() {
