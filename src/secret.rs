@@ -219,7 +219,14 @@ fn parse_destinations(
                 ),
             ));
         }
-        let (label, key) = match text("name")? {
+        let name = match entry.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(raw)) => {
+                Some(destination_name(raw).map_err(|reason| invalid(path("name"), &reason))?)
+            }
+            Some(_) => return Err(invalid(path("name"), "must be a string")),
+        };
+        let (label, key) = match name {
             Some(name) => (format!("{name} ({})", format.name()), name.to_owned()),
             None => (
                 format!("destinations[{i}] ({})", format.name()),
@@ -255,6 +262,27 @@ const DESTINATION_FIELDS: [&str; 9] = [
     "include_keywords",
     "exclude_keywords",
 ];
+
+/// The most characters in a destination's `name`. The name is part of DynamoDB sort keys (at most
+/// 1,024 bytes; 100 characters are at most 400) and of every log line about the destination.
+pub const MAX_DESTINATION_NAME_CHARS: usize = 100;
+
+/// A destination's `name`, trimmed; the reason it is refused names the rule, never the value.
+fn destination_name(raw: &str) -> Result<&str, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("is empty; give the destination a name or leave `name` out".into());
+    }
+    if name.chars().count() > MAX_DESTINATION_NAME_CHARS {
+        return Err(format!(
+            "is longer than {MAX_DESTINATION_NAME_CHARS} characters"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("holds a control character (a line break or tab, say)".into());
+    }
+    Ok(name)
+}
 
 /// A destination without a name is known by a digest of its URL: stable, and not the credential.
 fn url_key(url: &Url) -> String {
@@ -640,6 +668,44 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(twice.contains("destinations[1].name"), "{twice}");
+    }
+
+    #[test]
+    fn destination_names_are_bounded_and_errors_never_show_them() {
+        let name = |name: Value| {
+            secret(with_destinations(serde_json::json!([
+                {"url": "https://example.com/a", "name": "first"},
+                {"url": "https://example.com/b"},
+                {"url": "https://example.com/c", "name": name},
+            ])))
+        };
+        let longest = "é".repeat(MAX_DESTINATION_NAME_CHARS);
+        let parsed = name(format!("  {longest} ").into()).unwrap();
+        assert_eq!(parsed.destinations[2].key, longest);
+        let long = format!("NAME-MARKER{}", "x".repeat(MAX_DESTINATION_NAME_CHARS));
+        let cases = [
+            (long, "`destinations[2].name` is longer than 100 characters"),
+            (String::new(), "`destinations[2].name` is empty"),
+            (" \t ".to_owned(), "`destinations[2].name` is empty"),
+            (
+                "NAME-MARKER\nsecond line".to_owned(),
+                "`destinations[2].name` holds a control character",
+            ),
+            (
+                "NAME-MARKER\u{7}".to_owned(),
+                "`destinations[2].name` holds a control character",
+            ),
+        ];
+        for (value, expected) in cases {
+            let message = name(value.clone().into()).unwrap_err().to_string();
+            assert!(message.contains(expected), "{value:?}: {message}");
+            assert!(!message.contains("NAME-MARKER"), "{message}");
+        }
+        let message = name(7.into()).unwrap_err().to_string();
+        assert!(
+            message.contains("`destinations[2].name` must be a string"),
+            "{message}"
+        );
     }
 
     #[test]
