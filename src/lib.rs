@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod event;
 pub mod handler;
+pub mod logging;
 pub mod ports;
 pub mod preview;
 pub mod relay;

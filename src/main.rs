@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use lambda_runtime::{service_fn, tracing};
 use review_relay::config::Config;
 use review_relay::handler::Relay;
+use review_relay::logging::{self, Output};
 
 const USAGE: &str = "usage:
   review-relay                      serve Lambda invocations (when AWS_LAMBDA_RUNTIME_API is set)
@@ -19,7 +20,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [] if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
-            tracing::init_default_subscriber();
+            logging::init(Output::Lambda);
             serve().await
         }
         [command, rest @ ..] if command == "invoke" => {
@@ -27,7 +28,7 @@ async fn main() -> ExitCode {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
             };
-            tracing::init_default_subscriber_with_writer(std::io::stderr);
+            logging::init(Output::Cli);
             invoke(event, deadline).await
         }
         [command, rest @ ..] if command == "preview" => review_relay::preview::main(rest),

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::logging;
 use crate::relay::{AppStatus, RunSummary};
 
 pub const NAMESPACE: &str = "ReviewRelay";
@@ -41,6 +42,10 @@ pub fn document(summary: &RunSummary, function_name: &str, now_nanos: i128) -> V
         metrics.push(json!({"Name": "NewestReviewAgeSeconds", "Unit": "Seconds"}));
         doc["NewestReviewAgeSeconds"] = json!(age);
     }
+    // Printed beside the logger, so it carries the fields Lambda filters log lines by (without
+    // them Lambda takes a line as INFO); EMF ignores them, and no metric or dimension has their name.
+    doc["level"] = json!("INFO");
+    doc["timestamp"] = json!(logging::timestamp_nanos(now_nanos));
     doc["_aws"] = json!({
         "Timestamp": (now_nanos / 1_000_000) as i64,
         "CloudWatchMetrics": [{
@@ -115,10 +120,16 @@ mod tests {
             ]
         );
         // Every declared metric has a value in the document.
-        for name in names {
+        for name in &names {
             assert!(doc[name].is_u64(), "{name}");
         }
         assert_eq!(doc["_aws"]["Timestamp"], 1_000_000);
+        // Lambda keeps the line at the levels it is offered (DEBUG, INFO), and dates it.
+        assert_eq!(doc["level"], "INFO");
+        assert_eq!(doc["timestamp"], "1970-01-01T00:16:40.000Z");
+        for field in ["level", "timestamp"] {
+            assert!(!names.contains(&field) && field != "FunctionName");
+        }
     }
 
     #[test]
