@@ -1,5 +1,6 @@
 //! The invocation: an event in, a [`RunSummary`] out, for Lambda and for the `invoke` command.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -20,6 +21,14 @@ use crate::relay::{
     Deps, RunOptions, RunSummary, TestSummary, run_once, send_test_message, time_limit,
 };
 
+/// What time it is, in nanoseconds since the Unix epoch: the system clock, or one a test moves.
+pub type Clock = Arc<dyn Fn() -> i128 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| OffsetDateTime::now_utc().unix_timestamp_nanos())
+}
+
 /// Everything built once per cold start.
 pub struct Relay {
     config: Config,
@@ -29,6 +38,9 @@ pub struct Relay {
     notifier: WebhookNotifier,
     /// When this process started (Unix ms): no real deadline is earlier.
     started_ms: i64,
+    /// What the runs take for now: which reviews are new, when records expire, leases. The
+    /// invocation's deadline and time limits are always real time.
+    clock: Clock,
 }
 
 /// Why an invocation ends in an error.
@@ -86,9 +98,15 @@ impl Relay {
             .http_client(crate::adapters::aws_http::sdk_http_client(http.clone()))
             .load()
             .await;
-        Ok(Self {
+        Ok(Self::with_aws(config, &aws, http))
+    }
+
+    /// Over an AWS configuration already loaded, and the HTTP client for App Store Connect and
+    /// webhooks.
+    pub fn with_aws(config: Config, aws: &aws_config::SdkConfig, http: reqwest::Client) -> Self {
+        Self {
             secrets: SecretsManagerSecrets::new(
-                aws_sdk_secretsmanager::Client::new(&aws),
+                aws_sdk_secretsmanager::Client::new(aws),
                 config.secret_id.clone(),
                 config.webhook_format,
             ),
@@ -98,13 +116,20 @@ impl Relay {
                 config.asc_retry,
             ),
             state: DynamoStateStore::new(
-                aws_sdk_dynamodb::Client::new(&aws),
+                aws_sdk_dynamodb::Client::new(aws),
                 config.table_name.clone(),
             ),
             notifier: WebhookNotifier::new(http, config.webhook_retry),
             config,
             started_ms: unix_ms(),
-        })
+            clock: system_clock(),
+        }
+    }
+
+    /// Runs on `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// One invocation, to end by `deadline_ms` (Unix ms); `holder` names the invocation in the
@@ -117,14 +142,12 @@ impl Relay {
         holder: String,
     ) -> Result<Answer, EventRefused> {
         let request = Request::from_event(event, &self.config)
-            .inspect_err(|refused| error!(message = %refused, "the event was refused"))?;
-        let now = OffsetDateTime::now_utc();
-        let now_nanos = now.unix_timestamp_nanos();
+            .inspect_err(|refused| error!(reason = %refused, "the event was refused"))?;
+        let now_nanos = (self.clock)();
         let now_ms = (now_nanos / 1_000_000) as i64;
-        let deadline = Some(
-            Instant::now()
-                + Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0)),
-        );
+        let left_ms = deadline_ms - unix_ms();
+        let deadline =
+            Some(Instant::now() + Duration::from_millis(u64::try_from(left_ms).unwrap_or(0)));
 
         if request.test_message {
             let deps = self.deps();
@@ -136,14 +159,14 @@ impl Relay {
                     destinations = summary.destinations.len(),
                     "test message sent"
                 ),
-                Some(message) => error!(%message, "test message failed"),
+                Some(message) => error!(failures = %message, "test message failed"),
             }
             return Ok(Answer::TestMessage(summary));
         }
 
         // A lease outlives its invocation by a little, so a crashed run holds an app no longer
         // than its own time limit.
-        let lease_until_ms = deadline_ms + LEASE_GRACE_MS;
+        let lease_until_ms = now_ms + left_ms.max(0) + LEASE_GRACE_MS;
         let options = RunOptions {
             apps: request.apps,
             backfill_hours: self.config.backfill_hours,
@@ -173,7 +196,9 @@ impl Relay {
         let line = serde_json::to_string(&summary).unwrap_or_default();
         match summary.failure_message() {
             None => info!(summary = %line, delivered = summary.delivered(), "run finished"),
-            Some(message) => error!(summary = %line, %message, "run finished with failures"),
+            Some(message) => {
+                error!(summary = %line, failures = %message, "run finished with failures")
+            }
         }
         Ok(Answer::Run(summary))
     }

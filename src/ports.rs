@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::domain::{AppId, AppState, Review, Watermark};
+use crate::domain::{AppId, AppState, Lookback, Progress, Review, Watermark};
 use crate::secret::{ApiKey, Destination, RelaySecret};
 
 /// How long an app's work may go on in this invocation.
@@ -201,12 +201,13 @@ pub struct Snapshot {
 /// The per-app delivery state in the table.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// The app's state, with the ids delivered since `window_start(overlap_hours)` and its
-    /// `replay_from_nanos` set to `replay_from_nanos`, and the app's lease, in one read.
+    /// The app's state, with the ids delivered since `window_start(lookback)` whose records
+    /// have not expired by `lookback.now_nanos`, its `replay_from_nanos` set to
+    /// `replay_from_nanos`, and the app's lease, in one read.
     async fn load(
         &self,
         app: &AppId,
-        overlap_hours: u32,
+        lookback: Lookback,
         replay_from_nanos: Option<i128>,
     ) -> Result<Snapshot, StateError>;
 
@@ -251,6 +252,17 @@ pub trait StateStore: Send + Sync {
 
     /// Gives the lease back if `holder` still has it (a give-back counts as a change).
     async fn release_lease(&self, app: &AppId, holder: &str) -> Result<(), StateError>;
+
+    /// Saves where reading stands across runs, on the app's state item.
+    async fn save_progress(&self, app: &AppId, progress: &Progress) -> Result<(), StateError>;
+
+    /// Notes since when `destination` (a key) has been failing, or that it is healthy (`None`).
+    async fn set_failing(
+        &self,
+        app: &AppId,
+        destination: &str,
+        since_nanos: Option<i128>,
+    ) -> Result<(), StateError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use tracing::{debug, info};
 
-use crate::domain::{AppId, AppState, Review, Watermark};
+use crate::domain::{AppId, AppState, Lookback, Progress, Review, Watermark};
 use crate::ports::{DeliveryError, Lease, Notifier, Snapshot, StateError, StateStore, TimeLimit};
 use crate::secret::Destination;
 
@@ -16,11 +16,11 @@ impl StateStore for ReadOnlyState<'_> {
     async fn load(
         &self,
         app: &AppId,
-        overlap_hours: u32,
+        lookback: Lookback,
         replay_from_nanos: Option<i128>,
     ) -> Result<Snapshot, StateError> {
         // A dry run writes nothing, so another run's lease does not stop it.
-        let snapshot = self.0.load(app, overlap_hours, replay_from_nanos).await?;
+        let snapshot = self.0.load(app, lookback, replay_from_nanos).await?;
         Ok(Snapshot {
             lease: Lease::default(),
             ..snapshot
@@ -66,6 +66,19 @@ impl StateStore for ReadOnlyState<'_> {
     }
 
     async fn release_lease(&self, _app: &AppId, _holder: &str) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn save_progress(&self, _app: &AppId, _progress: &Progress) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn set_failing(
+        &self,
+        _app: &AppId,
+        _destination: &str,
+        _since_nanos: Option<i128>,
+    ) -> Result<(), StateError> {
         Ok(())
     }
 }

@@ -3,7 +3,13 @@
 //! Item kinds, all under `pk = "app#<app id>"`:
 //! - `sk = "state"`: `baseline_ns` (N, ns since the epoch), `wm` (S, the watermark as an
 //!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
-//!   `updated_at`.
+//!   `updated_at`; while reading spans runs, `stops` (L of M: `next`, S, the next page's link;
+//!   `reached`, S, the oldest review read, encoded as `wm`; the deepest last) and `deepest` (S,
+//!   encoded as `wm`: the furthest back reading got since the last delivery);
+//!   `handled` (S, encoded as `wm`: every review listed after it went out); `stalls` (N) counts runs in a row
+//!   without progress.
+//! - `sk = "dest#<destination key>"`: `since_ns` (N), `added_at`; `failing_since_ns` (N) while
+//!   the destination fails (absent: healthy).
 //! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),
 //!   `gen` (N, counts takes and give-backs); `expires_at` lets TTL sweep it when the app stops.
 //! - `sk = "delivered#<21-digit ns>#<review id>"`: one per delivered review; `review_id`,
@@ -24,7 +30,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::adapters::sdk_error::SdkFailure;
-use crate::domain::{AppId, AppState, Delivered, ReviewKey, Watermark};
+use crate::domain::{AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Watermark};
 use crate::ports::{Lease, Snapshot, StateError, StateStore};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
@@ -44,6 +50,11 @@ const DELIVERED_TO: &str = "to";
 const LEASE_GENERATION: &str = "gen";
 /// A lease item is swept this long after its last lease lapsed (an app no longer relayed).
 const LEASE_KEPT_SECONDS: i64 = 30 * 86_400;
+const STOPS: &str = "stops";
+const STALLS: &str = "stalls";
+const DEEPEST: &str = "deepest";
+const HANDLED: &str = "handled";
+const FAILING_SINCE: &str = "failing_since_ns";
 
 pub struct DynamoStateStore {
     client: Client,
@@ -163,9 +174,53 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
             Some(Watermark { key, created_date })
         }
     };
+    let key_at = |name: &str| -> Result<Option<ReviewKey>, StateError> {
+        item.get(name)
+            .map(|value| {
+                value
+                    .as_s()
+                    .ok()
+                    .and_then(|s| ReviewKey::decode(s))
+                    .ok_or_else(|| StateError::Malformed(format!("`{name}` is not a review key")))
+            })
+            .transpose()
+    };
+    let malformed_stops = || StateError::Malformed(format!("`{STOPS}` is not a list of stops"));
+    let stops = match item.get(STOPS) {
+        None => Vec::new(),
+        Some(list) => list
+            .as_l()
+            .map_err(|_| malformed_stops())?
+            .iter()
+            .map(|stop| {
+                let stop = stop.as_m().map_err(|_| malformed_stops())?;
+                let next = stop.get("next").and_then(|v| v.as_s().ok());
+                let reached = stop
+                    .get("reached")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|s| ReviewKey::decode(s));
+                match (next, reached) {
+                    (Some(next), Some(reached)) => Ok(Scan {
+                        next: next.clone(),
+                        reached,
+                    }),
+                    _ => Err(malformed_stops()),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let progress = Progress {
+        stops,
+        deepest: key_at(DEEPEST)?,
+        handled: key_at(HANDLED)?,
+        stalls: number(item, STALLS)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+    };
     Ok(AppState {
         baseline_nanos,
         watermark,
+        progress,
         ..AppState::default()
     })
 }
@@ -175,7 +230,7 @@ impl StateStore for DynamoStateStore {
     async fn load(
         &self,
         app: &AppId,
-        overlap_hours: u32,
+        lookback: Lookback,
         replay_from_nanos: Option<i128>,
     ) -> Result<Snapshot, StateError> {
         let mut snapshot = Snapshot::default();
@@ -226,13 +281,23 @@ impl StateStore for DynamoStateStore {
                     state
                         .destinations_since
                         .insert(destination.to_owned(), since);
+                    if let Some(failing) = number(item, FAILING_SINCE) {
+                        state.failing_since.insert(destination.to_owned(), failing);
+                    }
                     continue;
                 }
                 let key = delivered
                     .and_then(ReviewKey::decode)
                     .ok_or_else(|| StateError::Malformed(format!("sort key `{sk}`")))?;
-                if key.nanos < state.window_start(overlap_hours) {
+                if key.nanos < state.window_start(lookback) {
                     return Ok(snapshot);
+                }
+                // Expired: TTL removes it some time later; it no longer counts.
+                if number(item, TTL_ATTRIBUTE)
+                    .and_then(|secs| i64::try_from(secs).ok())
+                    .is_some_and(|secs| lookback.expired(secs))
+                {
+                    continue;
                 }
                 let to = match item.get(DELIVERED_TO).and_then(|v| v.as_ss().ok()) {
                     // Recorded before destinations were told apart: every destination has it.
@@ -264,9 +329,17 @@ impl StateStore for DynamoStateStore {
             Ok(_) => Ok(state.clone()),
             // Another run created it first: use theirs.
             Err(err) if condition_failed(&err) => {
-                self.load(app, 0, None).await?.state.ok_or_else(|| {
-                    StateError::Malformed("the state item vanished after a conflict".into())
-                })
+                let everything = Lookback {
+                    overlap_hours: 0,
+                    retention_days: 0,
+                    now_nanos: 0,
+                };
+                self.load(app, everything, None)
+                    .await?
+                    .state
+                    .ok_or_else(|| {
+                        StateError::Malformed("the state item vanished after a conflict".into())
+                    })
             }
             Err(err) => Err(store_error(err)),
         }
@@ -427,5 +500,86 @@ impl StateStore for DynamoStateStore {
             .await;
         // Refused: expired and taken by another run, theirs now.
         written(result).map(|_| ())
+    }
+
+    async fn save_progress(&self, app: &AppId, progress: &Progress) -> Result<(), StateError> {
+        let mut set = vec!["#stalls = :stalls"];
+        let mut remove = Vec::new();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(app_pk(app)))
+            .key(SORT_KEY, s(STATE_SK))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#stops", STOPS)
+            .expression_attribute_names("#deepest", DEEPEST)
+            .expression_attribute_names("#handled", HANDLED)
+            .expression_attribute_names("#stalls", STALLS)
+            .expression_attribute_values(":stalls", n(progress.stalls));
+        if progress.stops.is_empty() {
+            remove.push("#stops");
+        } else {
+            let stops = progress
+                .stops
+                .iter()
+                .map(|stop| {
+                    AttributeValue::M(HashMap::from([
+                        ("next".to_owned(), s(&stop.next)),
+                        ("reached".to_owned(), s(stop.reached.encode())),
+                    ]))
+                })
+                .collect();
+            set.push("#stops = :stops");
+            request = request.expression_attribute_values(":stops", AttributeValue::L(stops));
+        }
+        match &progress.deepest {
+            Some(deepest) => {
+                set.push("#deepest = :deepest");
+                request = request.expression_attribute_values(":deepest", s(deepest.encode()));
+            }
+            None => remove.push("#deepest"),
+        }
+        match &progress.handled {
+            Some(handled) => {
+                set.push("#handled = :handled");
+                request = request.expression_attribute_values(":handled", s(handled.encode()));
+            }
+            None => remove.push("#handled"),
+        }
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        request
+            .update_expression(update)
+            .send()
+            .await
+            .map_err(store_error)
+            .map(|_| ())
+    }
+
+    async fn set_failing(
+        &self,
+        app: &AppId,
+        destination: &str,
+        since_nanos: Option<i128>,
+    ) -> Result<(), StateError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(app_pk(app)))
+            .key(SORT_KEY, s(format!("{DESTINATION_PREFIX}{destination}")))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#failing", FAILING_SINCE);
+        let request = match since_nanos {
+            // The first failure's time stands while the failure goes on.
+            Some(since) => request
+                .update_expression("SET #failing = if_not_exists(#failing, :since)")
+                .expression_attribute_values(":since", n(since)),
+            None => request.update_expression("REMOVE #failing"),
+        };
+        request.send().await.map_err(store_error).map(|_| ())
     }
 }

@@ -2,6 +2,7 @@
 //! Pure code: no I/O, no SDK types.
 
 mod app_id;
+mod progress;
 mod review;
 mod route;
 mod state;
@@ -9,8 +10,11 @@ mod territory;
 mod window;
 
 pub use app_id::{AppId, AppIdError};
+pub use progress::{
+    MAX_STALLS, Outcome, Progress, Scan, failing_since_after, give_up_after_hours, given_up,
+};
 pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
 pub use route::Route;
 pub use state::{AppState, Delivered, Watermark, select_new};
 pub use territory::Territory;
-pub use window::{COVERAGE_MARGIN_HOURS, coverage_floor, max_reach_hours};
+pub use window::{COVERAGE_MARGIN_HOURS, Lookback, coverage_floor, max_reach_hours};

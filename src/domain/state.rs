@@ -1,6 +1,8 @@
 use std::collections::{HashMap, HashSet};
 
+use super::progress::Progress;
 use super::review::{Review, ReviewKey};
+use super::window::Lookback;
 
 const NANOS_PER_HOUR: i128 = 3_600 * 1_000_000_000;
 
@@ -33,9 +35,13 @@ pub struct AppState {
     /// When each destination was first seen for this app (ns): it gets reviews created since.
     /// A destination missing here is new.
     pub destinations_since: HashMap<String, i128>,
+    /// Destinations failing since when (ns): a destination missing here is healthy.
+    pub failing_since: HashMap<String, i128>,
     /// A manual replay: reviews created since this instant count as new too, even before the
     /// baseline, unless already delivered.
     pub replay_from_nanos: Option<i128>,
+    /// Where reading stands across runs.
+    pub progress: Progress,
 }
 
 impl AppState {
@@ -47,19 +53,32 @@ impl AppState {
     }
 
     /// The oldest instant at which a review can still be new: the overlap before the watermark,
-    /// but never before the baseline; or the start of a replay, if that is earlier.
-    pub fn window_start(&self, overlap_hours: u32) -> i128 {
-        let overlap = i128::from(overlap_hours) * NANOS_PER_HOUR;
+    /// but never before the baseline; or the start of a replay, if that is earlier. Never before
+    /// what the delivery records cover, whatever the rest says: an older review may have been
+    /// delivered and its record gone.
+    pub fn window_start(&self, lookback: Lookback) -> i128 {
         let usual = self.watermark.as_ref().map_or(self.baseline_nanos, |mark| {
-            (mark.key.nanos - overlap).max(self.baseline_nanos)
+            (mark.key.nanos - lookback.overlap_nanos()).max(self.baseline_nanos)
         });
-        self.replay_from_nanos.map_or(usual, |from| usual.min(from))
+        self.replay_from_nanos
+            .map_or(usual, |from| usual.min(from))
+            .max(lookback.floor_nanos())
     }
 
     /// In the window, and not yet delivered to every destination.
-    pub fn is_new(&self, review: &Review, overlap_hours: u32) -> bool {
-        review.key().nanos >= self.window_start(overlap_hours)
+    pub fn is_new(&self, review: &Review, lookback: Lookback) -> bool {
+        review.key().nanos >= self.window_start(lookback)
             && !matches!(self.delivered.get(&review.id), Some(Delivered::All))
+    }
+
+    /// Reviews the watermark has not passed but that are too old to be new any more: if they
+    /// were not delivered, they never will be.
+    pub fn out_of_reach(&self, review: &Review, lookback: Lookback) -> bool {
+        review.key().nanos < lookback.floor_nanos()
+            && self
+                .watermark
+                .as_ref()
+                .is_some_and(|mark| review.key() > &mark.key)
     }
 
     /// Whether `destination` already has `review_id`.
@@ -110,12 +129,12 @@ pub enum Delivered {
 /// The new reviews among `fetched`, once each, oldest first (ties by id).
 pub fn select_new(
     state: &AppState,
-    overlap_hours: u32,
+    lookback: Lookback,
     fetched: impl IntoIterator<Item = Review>,
 ) -> Vec<Review> {
     let mut fresh: Vec<Review> = fetched
         .into_iter()
-        .filter(|r| state.is_new(r, overlap_hours))
+        .filter(|r| state.is_new(r, lookback))
         .collect();
     fresh.sort_by(Review::delivery_order);
     // A review can show up twice when the list shifts between two page reads.
@@ -141,9 +160,23 @@ mod tests {
                 review("older", "2024-05-01T11:00:00Z"),
             ]
         };
-        assert!(ids(&select_new(&state, 72, fetched())).is_empty());
+        assert!(
+            ids(&select_new(
+                &state,
+                at("2024-05-02T12:00:00Z", 72),
+                fetched()
+            ))
+            .is_empty()
+        );
         state.replay_from_nanos = Some(now - 24 * NANOS_PER_HOUR);
-        assert_eq!(ids(&select_new(&state, 72, fetched())), ["old"]);
+        assert_eq!(
+            ids(&select_new(
+                &state,
+                at("2024-05-02T12:00:00Z", 72),
+                fetched()
+            )),
+            ["old"]
+        );
     }
 
     fn review(id: &str, date: &str) -> Review {
@@ -164,6 +197,15 @@ mod tests {
         crate::domain::parse_instant(date).unwrap()
     }
 
+    /// The overlap given, records kept 30 days, at `now`.
+    fn at(now: &str, overlap_hours: u32) -> Lookback {
+        Lookback {
+            overlap_hours,
+            retention_days: 30,
+            now_nanos: nanos(now),
+        }
+    }
+
     fn ids(reviews: &[Review]) -> Vec<&str> {
         reviews.iter().map(|r| r.id.as_str()).collect()
     }
@@ -174,7 +216,7 @@ mod tests {
         let state = AppState::first_run(now, 24);
         let picked = select_new(
             &state,
-            72,
+            at("2024-05-02T12:00:00Z", 72),
             [
                 review("old", "2024-05-01T11:59:59Z"),
                 review("edge", "2024-05-01T12:00:00Z"),
@@ -188,7 +230,14 @@ mod tests {
     fn zero_backfill_delivers_nothing_that_exists() {
         let now = nanos("2024-05-02T12:00:00Z");
         let state = AppState::first_run(now, 0);
-        assert!(select_new(&state, 72, [review("a", "2024-05-02T11:59:59Z")]).is_empty());
+        assert!(
+            select_new(
+                &state,
+                at("2024-05-02T12:00:00Z", 72),
+                [review("a", "2024-05-02T11:59:59Z")]
+            )
+            .is_empty()
+        );
         assert_eq!(state.baseline_nanos, now);
     }
 
@@ -206,7 +255,7 @@ mod tests {
         );
         let picked = select_new(
             &state,
-            72,
+            at("2024-05-02T12:00:00Z", 72),
             [
                 review("9", "2024-05-02T11:00:00Z"),
                 review("6", "2024-05-02T10:00:00Z"),
@@ -226,11 +275,43 @@ mod tests {
         let mut state = AppState::first_run(nanos("2024-05-02T00:00:00Z"), 0);
         state.delivered(&review("1", "2024-05-02T10:00:00Z"), &[], true);
         state.delivered.insert("1".into(), Delivered::All);
-        assert_eq!(state.window_start(72), nanos("2024-05-02T00:00:00Z"));
-        assert_eq!(state.window_start(1), nanos("2024-05-02T09:00:00Z"));
+        let now = "2024-05-02T12:00:00Z";
+        assert_eq!(
+            state.window_start(at(now, 72)),
+            nanos("2024-05-02T00:00:00Z")
+        );
+        assert_eq!(
+            state.window_start(at(now, 1)),
+            nanos("2024-05-02T09:00:00Z")
+        );
         assert_eq!(
             AppState::first_run(10 * NANOS_PER_HOUR, 24).baseline_nanos,
             0
         );
+    }
+
+    #[test]
+    fn nothing_older_than_the_records_reach_is_new_whatever_the_watermark_or_a_replay_say() {
+        // A quiet app: its last review 31 days before `now`, its records (30 days) gone.
+        let mut state = AppState::first_run(nanos("2024-04-01T00:00:00Z"), 0);
+        state.delivered(&review("last", "2024-05-01T10:00:00Z"), &[], true);
+        state.delivered.clear();
+        let now = "2024-06-01T12:00:00Z";
+        let fetched = || {
+            vec![
+                review("last", "2024-05-01T10:00:00Z"),
+                review("before", "2024-04-30T10:00:00Z"),
+            ]
+        };
+        assert!(select_new(&state, at(now, 72), fetched()).is_empty());
+        state.replay_from_nanos = Some(nanos("2024-04-01T00:00:00Z"));
+        assert!(select_new(&state, at(now, 72), fetched()).is_empty());
+        // 719 hours back is still covered; a review then is new.
+        let edge = review("edge", "2024-05-02T13:00:00Z");
+        assert!(state.is_new(&edge, at(now, 72)));
+        assert!(!state.out_of_reach(&edge, at(now, 72)));
+        let lost = review("lost", "2024-05-02T11:00:00Z");
+        assert!(!state.is_new(&lost, at(now, 72)));
+        assert!(state.out_of_reach(&lost, at(now, 72)));
     }
 }

@@ -28,6 +28,33 @@ pub fn max_reach_hours(retention_days: u32) -> u32 {
     (retention_days * 24).saturating_sub(COVERAGE_MARGIN_HOURS + 1)
 }
 
+/// What a run may look back over at `now_nanos`: the overlap before the watermark, never before
+/// what the delivery records cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookback {
+    pub overlap_hours: u32,
+    pub retention_days: u32,
+    /// The run's start (ns since the epoch), from the clock the run was given.
+    pub now_nanos: i128,
+}
+
+impl Lookback {
+    /// See [`coverage_floor`].
+    pub fn floor_nanos(&self) -> i128 {
+        coverage_floor(self.now_nanos, self.retention_days)
+    }
+
+    pub fn overlap_nanos(&self) -> i128 {
+        i128::from(self.overlap_hours) * NANOS_PER_HOUR
+    }
+
+    /// Whether a delivery record that expires at `expires_at_secs` counts as gone (DynamoDB's TTL
+    /// removes it some time after; until then it is there but no longer relied on).
+    pub fn expired(&self, expires_at_secs: i64) -> bool {
+        i128::from(expires_at_secs) * 1_000_000_000 <= self.now_nanos
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +71,21 @@ mod tests {
         let run_started = created - i128::from(COVERAGE_MARGIN_HOURS) * NANOS_PER_HOUR + 1;
         let expires = run_started + 30 * 24 * NANOS_PER_HOUR;
         assert!(expires > now);
+    }
+
+    #[test]
+    fn a_record_counts_as_gone_from_its_expiry_on() {
+        let lookback = Lookback {
+            overlap_hours: 72,
+            retention_days: 30,
+            now_nanos: 1_000 * 1_000_000_000,
+        };
+        assert!(lookback.expired(1_000));
+        assert!(lookback.expired(999));
+        assert!(!lookback.expired(1_001));
+        assert_eq!(
+            lookback.floor_nanos(),
+            coverage_floor(lookback.now_nanos, 30)
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The use case: one run over every configured app. Plain async code over the ports.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,10 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::domain::{AppId, AppState, Review, Watermark, select_new};
+use crate::domain::{
+    AppId, AppState, Lookback, MAX_STALLS, Outcome, Review, Scan, Watermark, failing_since_after,
+    give_up_after_hours, given_up, select_new,
+};
 use crate::ports::{
     Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, Snapshot,
     SourceError, StateError, StateStore, TimeLimit,
@@ -18,8 +21,6 @@ use crate::secret::{Destination, RelaySecret};
 
 /// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
 const APP_CONCURRENCY: usize = 4;
-
-const NANOS_PER_HOUR: i128 = 3_600 * 1_000_000_000;
 
 /// A DynamoDB transaction holds at most 100 items: one per review a message carries.
 const MAX_REVIEWS_PER_WRITE: usize = 100;
@@ -100,6 +101,17 @@ pub enum AppStatus {
     Deadline,
     /// Another invocation is working on this app right now; it was skipped.
     Locked,
+}
+
+impl RunOptions {
+    /// How far back this run may look, from its own clock.
+    pub fn lookback(&self) -> Lookback {
+        Lookback {
+            overlap_hours: self.overlap_hours,
+            retention_days: self.retention_days,
+            now_nanos: self.now_nanos,
+        }
+    }
 }
 
 impl RunSummary {
@@ -234,6 +246,10 @@ enum AppError {
     Secret(#[from] SecretError),
     #[error("the invocation's time ran short before {0}")]
     OutOfTime(&'static str),
+    #[error(
+        "no review delivered and reading got no further back for {0} runs in a row: reading back to where new reviews may start takes longer than one invocation; raise the function's Timeout, or lower BACKFILL_HOURS (or a replay's backfill_hours), or fix the destination that has been failing and holds the watermark back"
+    )]
+    Stalled(u32),
     #[error("review {review_id} to {destination}: {source}")]
     Delivery {
         review_id: String,
@@ -302,6 +318,7 @@ async fn relay_app(
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
     let now_ms = (options.now_nanos / 1_000_000) as i64;
+    let lookback = options.lookback();
     let snapshot = read_app(deps, options, app).await?;
     if snapshot.lease.held(now_ms) {
         summary.status = AppStatus::Locked;
@@ -316,10 +333,15 @@ async fn relay_app(
     summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
 
     let limit = time_limit(options.deadline, options.deadline_margin);
-    let (fetched, secret) =
-        fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
-    let mut fresh = select_new(&state, options.overlap_hours, fetched);
-    if stored && !has_work(&state, app, &secret, &fresh) {
+    let (read, secret) = fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
+    let Read {
+        reviews,
+        stopped,
+        continued,
+    } = read;
+    report_out_of_reach(&state, lookback, &reviews);
+    let mut fresh = select_new(&state, lookback, reviews);
+    if stored && stopped.is_none() && !has_work(&state, app, &secret, &fresh) {
         return Ok(());
     }
 
@@ -345,17 +367,33 @@ async fn relay_app(
         seen = again.lease;
         if let Some(newer) = again.state {
             stored = true;
+            // Another run read on from a stop in between: what this one read is not the same.
+            if newer.progress.stops != state.progress.stops {
+                return Ok(());
+            }
             state = newer;
             summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
-            fresh = select_new(&state, options.overlap_hours, fresh);
-            if !has_work(&state, app, &secret, &fresh) {
+            fresh = select_new(&state, lookback, fresh);
+            if stopped.is_none() && !has_work(&state, app, &secret, &fresh) {
                 // The other run did it all.
                 return Ok(());
             }
         }
     }
-    let result = relay_leased(
-        deps, options, app, state, stored, fresh, &secret, limit, summary,
+    let result = relay_under_lease(
+        deps,
+        options,
+        app,
+        state,
+        stored,
+        Read {
+            reviews: fresh,
+            stopped,
+            continued,
+        },
+        &secret,
+        limit,
+        summary,
     )
     .await;
     if let Err(err) = deps.state.release_lease(app, &options.holder).await {
@@ -365,6 +403,137 @@ async fn relay_app(
     result
 }
 
+/// What a run read of an app's reviews.
+struct Read {
+    reviews: Vec<Review>,
+    /// Set when reading stopped short of the window start for lack of time: where to go on.
+    stopped: Option<Scan>,
+    /// Reading went on from where an earlier run stopped (`AppState::scan`), so it holds only
+    /// reviews older than those that run read.
+    continued: bool,
+}
+
+/// Logs reviews the watermark has not passed that are now too old to be delivered safely.
+fn report_out_of_reach(state: &AppState, lookback: Lookback, reviews: &[Review]) {
+    let lost: Vec<&Review> = reviews
+        .iter()
+        .filter(|r| state.out_of_reach(r, lookback))
+        .collect();
+    if let Some(newest) = lost.iter().max_by_key(|r| r.key()) {
+        error!(
+            count = lost.len(),
+            newest_review_id = %newest.id,
+            "reviews not delivered before they grew older than the delivery records reach (DELIVERED_RETENTION_DAYS) are skipped: a review that old may already have been delivered and its record expired"
+        );
+    }
+}
+
+/// The writing part of a run, under the app's lease: deliver what was read, or save where
+/// reading stopped; then note whether the app made progress.
+#[allow(clippy::too_many_arguments)]
+async fn relay_under_lease(
+    deps: &Deps<'_>,
+    options: &RunOptions,
+    app: &AppId,
+    mut state: AppState,
+    stored: bool,
+    read: Read,
+    secret: &RelaySecret,
+    limit: Option<TimeLimit>,
+    summary: &mut AppSummary,
+) -> Result<(), AppError> {
+    let before = state.progress.clone();
+    let replay = state.replay_from_nanos.is_some();
+    let mut handled = before.handled.clone();
+    let (result, stops, ran_short) = match read.stopped {
+        Some(scan) => {
+            // Nothing can go out before the oldest new review is in hand.
+            if !stored {
+                deps.state.create(app, &state).await?;
+            }
+            summary.new = read.reviews.len();
+            summary.status = AppStatus::Deadline;
+            info!(
+                pages = summary.pages,
+                "the invocation's time ran short before reading reached the oldest review that may be new; the next run reads on from here"
+            );
+            (Ok(()), before.stopped(scan), true)
+        }
+        None => {
+            let result = relay_leased(
+                deps,
+                options,
+                app,
+                &mut state,
+                stored,
+                read.reviews,
+                secret,
+                limit,
+                summary,
+            )
+            .await;
+            let ran_short = summary.status == AppStatus::Deadline
+                || result
+                    .as_ref()
+                    .is_err_and(|err| err.cut_by_deadline() && TimeLimit::passed(limit));
+            // What was read on from an earlier stop goes out first; until it has all gone out
+            // (or waits only for destinations that failed), the next run reads on from the same
+            // stop again, so per-app order holds.
+            let unfinished = ran_short || matches!(result, Err(AppError::State(_)));
+            let stops = if read.continued && unfinished {
+                before.stops.clone()
+            } else if read.continued {
+                // The stretch read from the deepest stop down is done with. When it all went
+                // out, the stretch above it need not be read below that stop.
+                if summary.complete == summary.new {
+                    handled = before.stops.last().map(|stop| stop.reached.clone());
+                }
+                before.unwound()
+            } else {
+                // Read from the newest review: the stops are of no use any more (or could not
+                // be read on from).
+                Vec::new()
+            };
+            (result, stops, ran_short)
+        }
+    };
+    // A replay reads anew and leaves the scheduled runs' progress as it was.
+    if replay {
+        return result;
+    }
+    let mut after = before.after(summary.delivered, stops, ran_short);
+    after.handled = handled.filter(|handled| {
+        state
+            .watermark
+            .as_ref()
+            .map(|mark| &mark.key)
+            .is_none_or(|mark| mark < handled)
+    });
+    if after.stalls > before.stalls {
+        warn!(
+            stalls = after.stalls,
+            "no progress in this run: nothing delivered, and reading got no further back"
+        );
+    }
+    if after != before
+        && let Err(err) = deps.state.save_progress(app, &after).await
+    {
+        return Err(result.err().unwrap_or(err.into()));
+    }
+    if after.stalls >= MAX_STALLS && ok_or_cut(&result, limit) {
+        return Err(AppError::Stalled(after.stalls));
+    }
+    result
+}
+
+/// Whether a result is a success or a cut by the deadline (which a stall report replaces).
+fn ok_or_cut(result: &Result<(), AppError>, limit: Option<TimeLimit>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(err) => err.cut_by_deadline() && TimeLimit::passed(limit),
+    }
+}
+
 /// The app's state and lease, in one read.
 async fn read_app(
     deps: &Deps<'_>,
@@ -372,7 +541,7 @@ async fn read_app(
     app: &AppId,
 ) -> Result<Snapshot, StateError> {
     deps.state
-        .load(app, options.overlap_hours, options.replay_from_nanos)
+        .load(app, options.lookback(), options.replay_from_nanos)
         .await
 }
 
@@ -380,13 +549,14 @@ async fn read_app(
 /// moved, before it gives the app up as taken by another run.
 const LEASE_TRIES: u32 = 3;
 
-/// Whether a run has anything to write: a destination to note, a review to deliver, or the
-/// watermark to move.
+/// Whether a run that read to the end has anything to write: a destination to note, a review
+/// to deliver, the watermark to move, or where reading stands across runs.
 fn has_work(state: &AppState, app: &AppId, secret: &RelaySecret, fresh: &[Review]) -> bool {
-    secret
-        .destinations
-        .iter()
-        .any(|d| !state.destinations_since.contains_key(&d.key))
+    state.progress.after(0, Vec::new(), false) != state.progress
+        || secret
+            .destinations
+            .iter()
+            .any(|d| !state.destinations_since.contains_key(&d.key))
         || fresh.iter().any(|r| !due(state, app, secret, r).is_empty())
         || fresh.last().is_some_and(|r| state.advances(r))
 }
@@ -397,7 +567,7 @@ async fn relay_leased(
     deps: &Deps<'_>,
     options: &RunOptions,
     app: &AppId,
-    mut state: AppState,
+    state: &mut AppState,
     stored: bool,
     fresh: Vec<Review>,
     secret: &RelaySecret,
@@ -407,10 +577,10 @@ async fn relay_leased(
     if !stored {
         // A first run: the state item comes first.
         let replay_from = state.replay_from_nanos;
-        state = deps.state.create(app, &state).await?;
+        *state = deps.state.create(app, state).await?;
         state.replay_from_nanos = replay_from;
     }
-    register_destinations(deps, app, secret, &mut state, &fresh).await?;
+    register_destinations(deps, app, secret, state, &fresh).await?;
     let keep_until_secs =
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
@@ -419,7 +589,7 @@ async fn relay_leased(
         .destinations
         .iter()
         .map(|d| {
-            let due: Vec<&Review> = fresh.iter().filter(|r| is_due(&state, app, d, r)).collect();
+            let due: Vec<&Review> = fresh.iter().filter(|r| is_due(state, app, d, r)).collect();
             (d, due, 0)
         })
         .filter(|(_, due, _)| !due.is_empty())
@@ -438,6 +608,7 @@ async fn relay_leased(
     // One message at a time to each destination in turn. A destination that fails gets nothing
     // more this run, while the others go on; each message is recorded as soon as it is taken.
     let mut sent: HashSet<&str> = HashSet::new();
+    let mut outcomes: HashMap<&str, Outcome> = HashMap::new();
     let mut first_error = None;
     'rounds: while queues.iter().any(|(_, due, next)| *next < due.len()) {
         for (destination, due, next) in queues.iter_mut() {
@@ -478,8 +649,17 @@ async fn relay_leased(
                         }
                     }
                     *next += carried.len();
+                    outcomes.insert(destination.key.as_str(), Outcome::Delivered);
                 }
                 Err(source) => {
+                    // A request cut off by the deadline says nothing about the destination.
+                    let cut = matches!(source, crate::ports::DeliveryError::Transport { .. })
+                        && TimeLimit::passed(limit);
+                    if !cut {
+                        outcomes
+                            .entry(destination.key.as_str())
+                            .or_insert(Outcome::Failed);
+                    }
                     warn!(
                         review_id = %batch[0].id,
                         destination = %destination.label,
@@ -497,34 +677,58 @@ async fn relay_leased(
         }
     }
 
+    // Each destination's failure is noted from its first failed run on, and cleared by a
+    // delivery.
+    for destination in &secret.destinations {
+        let key = destination.key.as_str();
+        let before = state.failing_since.get(key).copied();
+        let after = failing_since_after(before, outcomes.get(key).copied(), options.now_nanos);
+        if after != before {
+            if let Err(err) = deps.state.set_failing(app, key, after).await {
+                first_error.get_or_insert(err.into());
+                continue;
+            }
+            match after {
+                Some(since) => state.failing_since.insert(key.to_owned(), since),
+                None => state.failing_since.remove(key),
+            };
+        }
+    }
+
     // The watermark moves past the reviews that every destination has or does not want. It
-    // does not wait for a destination that has failed for so long that the other destinations'
-    // records of what they got would expire before it moves (they would get it all again): the
-    // failing one then gets such a review only if it recovers while the review is still in the
-    // overlap window. This is logged as an error.
-    let give_up_before = options.now_nanos
-        - (i128::from(options.retention_days) * 24 - i128::from(options.overlap_hours)).max(1)
-            * NANOS_PER_HOUR;
+    // does not wait for a destination that failed again in this run after failing for so long
+    // that the window before the held watermark would reach past what the delivery records
+    // cover: the failing one then gets such a review only if it recovers while the review is
+    // still in the overlap window. This is logged as an error. A destination this run did not
+    // try is waited for, however long its failure.
+    let give_up_hours = give_up_after_hours(options.retention_days, options.overlap_hours);
     let mut mark = None;
     for review in &fresh {
-        let waiting = due(&state, app, secret, review);
-        if !waiting.is_empty() {
-            if review.key().nanos >= give_up_before {
-                break;
-            }
-            for destination in waiting {
-                error!(
-                    review_id = %review.id,
-                    destination = %destination.label,
-                    "this destination has failed for longer than delivery records are kept; the watermark moves on without it, and it gets this review only if it recovers within the overlap window"
-                );
-            }
+        let waiting = due(state, app, secret, review);
+        let abandoned = waiting.iter().all(|d| {
+            given_up(
+                state.failing_since.get(&d.key).copied(),
+                outcomes.get(d.key.as_str()) == Some(&Outcome::Failed),
+                options.now_nanos,
+                give_up_hours,
+            )
+        });
+        if !abandoned {
+            break;
+        }
+        for destination in waiting {
+            error!(
+                review_id = %review.id,
+                destination = %destination.label,
+                hours = give_up_hours,
+                "this destination has been failing for longer than the watermark can wait; the watermark moves on without it, and it gets this review only if it recovers within the overlap window"
+            );
         }
         mark = Some(review);
     }
     summary.complete = fresh
         .iter()
-        .filter(|r| new.contains(r.id.as_str()) && due(&state, app, secret, r).is_empty())
+        .filter(|r| new.contains(r.id.as_str()) && due(state, app, secret, r).is_empty())
         .count();
     if let Some(review) = mark.filter(|r| state.advances(r)) {
         let mark = Watermark::of(review);
@@ -620,7 +824,13 @@ pub fn time_limit(deadline: Option<Instant>, margin: Duration) -> Option<TimeLim
     })
 }
 
-/// Reads pages newest first until one reaches reviews older than anything that could be new.
+/// Reads pages newest first until one reaches reviews older than anything that could be new; or
+/// goes on from where an earlier run stopped (`Progress::scan`). When time runs short it stops
+/// early: past the watermark, it keeps what it has and leaves the overlap re-scan to a later run;
+/// before, it says where it stopped, for the next run to read on from there. What a run reads on
+/// from a stop holds every review between that stop and the watermark (or the window start), so
+/// it goes out oldest first, and per-app order holds; the reviews above the stop are read again
+/// by a later run.
 async fn fetch_new(
     deps: &Deps<'_>,
     credentials: &Credentials<'_>,
@@ -629,11 +839,33 @@ async fn fetch_new(
     state: &AppState,
     limit: Option<TimeLimit>,
     summary: &mut AppSummary,
-) -> Result<(Vec<Review>, Arc<RelaySecret>), AppError> {
+) -> Result<(Read, Arc<RelaySecret>), AppError> {
     let mut secret = credentials.current().await;
+    let window_start = state.window_start(options.lookback());
+    // Reading stops by halfway to `give_up_at`, so a run that must stop short still has time to
+    // deliver or to save where it stopped.
+    let read_until = limit.map(|l| {
+        let now = Instant::now();
+        now + l.give_up_at.saturating_duration_since(now) / 2
+    });
     let mut reviews = Vec::new();
-    let mut request = PageRequest::First;
     let mut followed = HashSet::new();
+    // A replay reads anew: it reaches further back than any stop of a scheduled run.
+    let mut resume = state
+        .progress
+        .stops
+        .last()
+        .filter(|_| state.replay_from_nanos.is_none())
+        .and_then(|scan| url::Url::parse(&scan.next).ok());
+    let mut continued = resume.is_some();
+    let mut request = match resume.take() {
+        Some(next) => {
+            followed.insert(page_identity(&next));
+            info!("reading on from where an earlier run stopped");
+            PageRequest::Next(next)
+        }
+        None => PageRequest::First,
+    };
     loop {
         let page_number = summary.pages + 1;
         // Reading is cheap and tells how much waits, so it goes on past `give_up_at`; each
@@ -653,6 +885,18 @@ async fn fetch_new(
                 }
                 None => Err(SourceError::Unauthorized),
             },
+            // The store may no longer take a link an earlier run saved: start over.
+            Err(
+                err @ (SourceError::Status { .. }
+                | SourceError::Unparseable(_)
+                | SourceError::ForeignNext),
+            ) if continued && summary.pages == 0 => {
+                warn!(error = %err, "cannot read on from where an earlier run stopped; reading from the newest review again");
+                continued = false;
+                followed.clear();
+                request = PageRequest::First;
+                continue;
+            }
             other => other,
         }
         .map_err(|source| AppError::Source {
@@ -666,26 +910,50 @@ async fn fetch_new(
             reviews: page_reviews,
             next,
         } = page;
-        let oldest = page_reviews.iter().map(|r| r.key().nanos).min();
+        let oldest = page_reviews.iter().map(Review::key).min().cloned();
+        // Reading has passed where a stretch that went out whole began: every review from here
+        // up is in hand (reaching that very review, or anything created before it).
+        let past_handled = state.replay_from_nanos.is_none()
+            && state.progress.handled.as_ref().is_some_and(|handled| {
+                page_reviews
+                    .iter()
+                    .any(|r| r.key() == handled || r.key().nanos < handled.nanos)
+            });
         reviews.extend(page_reviews);
         let Some(next) = next else { break };
-        if oldest.is_none_or(|oldest| oldest < state.window_start(options.overlap_hours)) {
+        if oldest
+            .as_ref()
+            .is_none_or(|oldest| oldest.nanos < window_start)
+        {
             break;
         }
         // Everything after the watermark is in hand; what follows only re-reads the overlap for
-        // late reviews, which can wait for a run with budget to spare.
-        let past_watermark = state
-            .watermark
-            .as_ref()
-            .zip(oldest)
-            .is_some_and(|(mark, oldest)| oldest < mark.key.nanos);
-        if past_watermark
-            && state.replay_from_nanos.is_none()
-            && !RateBudget::allows_optional(deps.source.budget())
-        {
+        // late reviews, which can wait for a run with budget (and time) to spare.
+        let past_watermark = state.replay_from_nanos.is_none()
+            && state
+                .watermark
+                .as_ref()
+                .zip(oldest.as_ref())
+                .is_some_and(|(mark, oldest)| oldest.nanos < mark.key.nanos);
+        if past_handled {
+            break;
+        }
+        let out_of_time = read_until.is_some_and(|until| Instant::now() >= until);
+        if past_watermark && !RateBudget::allows_optional(deps.source.budget()) {
             info!(
                 page = page_number,
                 "App Store Connect's hourly budget is low; the overlap re-scan waits for a later run"
+            );
+            summary.rescan_skipped = true;
+            break;
+        }
+        // Reading on from an earlier stop is a sign time is short: what it read since that stop
+        // goes out now, oldest first, and the next runs read down to the watermark, which has
+        // moved, instead of through the overlap again.
+        if past_watermark && (out_of_time || continued) {
+            info!(
+                page = page_number,
+                "the time left goes to delivering; the overlap re-scan waits for a later run"
             );
             summary.rescan_skipped = true;
             break;
@@ -697,9 +965,30 @@ async fn fetch_new(
             );
             break;
         }
+        if out_of_time && let Some(reached) = oldest {
+            let stopped = Scan {
+                next: next.to_string(),
+                reached,
+            };
+            return Ok((
+                Read {
+                    reviews,
+                    stopped: Some(stopped),
+                    continued,
+                },
+                secret,
+            ));
+        }
         request = PageRequest::Next(next);
     }
-    Ok((reviews, secret))
+    Ok((
+        Read {
+            reviews,
+            stopped: None,
+            continued,
+        },
+        secret,
+    ))
 }
 
 /// A page is the same page when its cursor is, whatever else the URL says.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::*;
-use crate::domain::parse_instant;
+use crate::domain::{Delivered, Progress, parse_instant};
 use crate::ports::{DeliveryError, Lease, Snapshot};
 use crate::secret::{ApiKey, Destination};
 
@@ -83,6 +83,10 @@ struct FakeSource {
     requests: AtomicUsize,
     rejections_left: AtomicUsize,
     budget: Mutex<Option<crate::ports::RateBudget>>,
+    /// How long each page takes.
+    page_delay: Mutex<Duration>,
+    /// Every page is refused with 401, as with a revoked key.
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 impl FakeSource {
@@ -93,6 +97,8 @@ impl FakeSource {
             requests: AtomicUsize::new(0),
             rejections_left: AtomicUsize::new(0),
             budget: Mutex::new(None),
+            page_delay: Mutex::new(Duration::ZERO),
+            revoked: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -112,6 +118,11 @@ impl ReviewSource for FakeSource {
         _limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.page_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        if self.revoked.load(Ordering::SeqCst) {
+            return Err(SourceError::Unauthorized);
+        }
         if self
             .rejections_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -125,6 +136,14 @@ impl ReviewSource for FakeSource {
             PageRequest::First => 0,
             PageRequest::Next(url) => url.query().unwrap()["offset=".len()..].parse().unwrap(),
         };
+        if offset > all.len() {
+            // As Apple answers a cursor it no longer knows.
+            return Err(SourceError::Status {
+                status: 400,
+                detail: " PARAMETER_ERROR.INVALID: cursor".into(),
+                attempts: 1,
+            });
+        }
         let end = (offset + self.page_size).min(all.len());
         let next = (end < all.len())
             .then(|| url::Url::parse(&format!("http://asc.test/p?offset={end}")).unwrap());
@@ -155,6 +174,39 @@ struct MemoryState {
     reads: AtomicUsize,
     /// Runs once, just before the next lease is taken: another run's doing in between.
     before_acquire: Mutex<Option<Meanwhile>>,
+    /// Every delivery record written and not yet expired, with when it expires (Unix s), like
+    /// the table's items under TTL.
+    records: Mutex<Vec<MemoryRecord>>,
+}
+
+#[derive(Debug, Clone)]
+struct MemoryRecord {
+    app: AppId,
+    key: crate::domain::ReviewKey,
+    destination: String,
+    expires_at: i64,
+}
+
+impl MemoryState {
+    /// Removes the records expired at `now_nanos`, as DynamoDB's TTL does some time after
+    /// `expires_at` (a load treats them as gone from then on anyway).
+    fn expire(&self, now_nanos: i128) {
+        let mut records = self.records.lock().unwrap();
+        let mut apps = self.apps.lock().unwrap();
+        records.retain(|record| {
+            let alive = i128::from(record.expires_at) * 1_000_000_000 > now_nanos;
+            if !alive
+                && let Some(state) = apps.get_mut(&record.app)
+                && let Some(Delivered::To(keys)) = state.delivered.get_mut(&record.key.id)
+            {
+                keys.remove(&record.destination);
+                if keys.is_empty() {
+                    state.delivered.remove(&record.key.id);
+                }
+            }
+            alive
+        });
+    }
 }
 
 #[async_trait]
@@ -162,10 +214,29 @@ impl StateStore for MemoryState {
     async fn load(
         &self,
         app: &AppId,
-        _overlap_hours: u32,
+        lookback: Lookback,
         replay_from_nanos: Option<i128>,
     ) -> Result<Snapshot, StateError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.expire(lookback.now_nanos);
+        let older: HashSet<String> = {
+            let records = self.records.lock().unwrap();
+            self.apps
+                .lock()
+                .unwrap()
+                .get(app)
+                .map_or_else(HashSet::new, |state| {
+                    let mut state = state.clone();
+                    state.replay_from_nanos = replay_from_nanos;
+                    let start = state.window_start(lookback);
+                    // Like the table's query, a load reads the records from the window start on.
+                    records
+                        .iter()
+                        .filter(|r| &r.app == app && r.key.nanos < start)
+                        .map(|r| r.key.id.clone())
+                        .collect()
+                })
+        };
         let state = self
             .apps
             .lock()
@@ -174,6 +245,7 @@ impl StateStore for MemoryState {
             .cloned()
             .map(|mut state| {
                 state.replay_from_nanos = replay_from_nanos;
+                state.delivered.retain(|id, _| !older.contains(id));
                 state
             });
         let lease = self
@@ -201,7 +273,7 @@ impl StateStore for MemoryState {
         app: &AppId,
         delivered: &[Watermark],
         destination: &str,
-        _keep_until_secs: i64,
+        keep_until_secs: i64,
     ) -> Result<(), StateError> {
         let mut apps = self.apps.lock().unwrap();
         let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
@@ -214,6 +286,41 @@ impl StateStore for MemoryState {
         self.writes.fetch_add(1, Ordering::SeqCst);
         for mark in delivered {
             state.deliver_to(&mark.key.id, &[destination.to_owned()]);
+            self.records.lock().unwrap().push(MemoryRecord {
+                app: app.clone(),
+                key: mark.key.clone(),
+                destination: destination.to_owned(),
+                expires_at: keep_until_secs,
+            });
+        }
+        Ok(())
+    }
+
+    async fn save_progress(&self, app: &AppId, progress: &Progress) -> Result<(), StateError> {
+        let mut apps = self.apps.lock().unwrap();
+        let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
+        state.progress = progress.clone();
+        Ok(())
+    }
+
+    async fn set_failing(
+        &self,
+        app: &AppId,
+        destination: &str,
+        since_nanos: Option<i128>,
+    ) -> Result<(), StateError> {
+        let mut apps = self.apps.lock().unwrap();
+        let state = apps.get_mut(app).ok_or(StateError::Conflict)?;
+        match since_nanos {
+            Some(since) => {
+                state
+                    .failing_since
+                    .entry(destination.to_owned())
+                    .or_insert(since);
+            }
+            None => {
+                state.failing_since.remove(destination);
+            }
         }
         Ok(())
     }
@@ -293,6 +400,8 @@ struct RecordingNotifier {
     down: Mutex<HashSet<String>>,
     /// Reviews per message (0 counts as 1).
     per_message: AtomicUsize,
+    /// How long each message takes.
+    delay: Mutex<Duration>,
 }
 
 #[async_trait]
@@ -309,6 +418,8 @@ impl Notifier for RecordingNotifier {
         reviews: &[&Review],
         _limit: Option<TimeLimit>,
     ) -> Result<usize, DeliveryError> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         if self.refuse.contains(&attempt) || self.down.lock().unwrap().contains(&destination.key) {
             return Err(DeliveryError::Rejected {
@@ -1015,40 +1126,314 @@ async fn a_destination_added_after_a_cut_short_run_gets_the_rest_of_that_second(
     assert_eq!(world.notifier.ids_to("a"), ["r1", "r2", "r3", "r4"]);
 }
 
+const HOUR: i128 = 3_600 * 1_000_000_000;
+
+/// `options(apps)` at `now_nanos`.
+fn at(apps: &[&str], now_nanos: i128) -> RunOptions {
+    RunOptions {
+        now_nanos,
+        lease_until_ms: (now_nanos / 1_000_000) as i64 + 60_000,
+        ..options(apps)
+    }
+}
+
+/// An invocation `millis` long, starting now, of which the last `margin_millis` are kept for
+/// answering.
+fn short(options: RunOptions, millis: u64, margin_millis: u64) -> RunOptions {
+    RunOptions {
+        deadline: Some(Instant::now() + Duration::from_millis(millis)),
+        deadline_margin: Duration::from_millis(margin_millis),
+        ..options
+    }
+}
+
+fn instant(nanos: i128) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Every review delivered once, oldest first.
+fn assert_each_once_in_order(delivered: &[String], expected: &[Review]) {
+    let mut oldest_first: Vec<&Review> = expected.iter().collect();
+    oldest_first.sort_by(|a, b| Review::delivery_order(a, b));
+    let expected: Vec<&str> = oldest_first.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(delivered, expected);
+}
+
 #[tokio::test]
-async fn the_watermark_does_not_wait_for_a_destination_down_longer_than_records_are_kept() {
+async fn a_quiet_app_over_ninety_days_gets_nothing_twice() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let reviews: Vec<Review> = (0..6)
+        .map(|i| review(&format!("r{i}"), &instant(start - (i + 1) * HOUR)))
+        .collect();
+    world.source.set("1", reviews.clone());
+    // A run an hour for 90 days; the records expire after 30 and are removed as TTL does.
+    for hour in 0..90 * 24 {
+        let summary = world.run_with(at(&["1"], start + hour * HOUR)).await;
+        assert_eq!(summary.apps[0].status, AppStatus::Ok, "hour {hour}");
+    }
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+    assert!(
+        world.state.records.lock().unwrap().is_empty(),
+        "the records expired long ago"
+    );
+}
+
+#[tokio::test]
+async fn a_review_older_than_the_records_reach_is_not_new_even_to_a_replay() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let old = review("old", &instant(start - HOUR));
+    world.source.set("1", vec![old.clone()]);
+    world.run_with(at(&["1"], start)).await;
+    // 31 days on, its record gone: a replay reaching back 40 days does not send it again.
+    let later = start + 31 * 24 * HOUR;
+    let replay = world
+        .run_with(RunOptions {
+            replay_from_nanos: Some(later - 40 * 24 * HOUR),
+            ..at(&["1"], later)
+        })
+        .await;
+    assert_eq!(replay.apps[0].new, 0);
+    assert_eq!(world.notifier.ids("1"), ["old"]);
+}
+
+/// Runs short invocations ten minutes apart from `from` until every review went out (at most
+/// `runs`); returns the summaries.
+async fn run_short_until_done(
+    world: &World,
+    options: impl Fn(i128) -> RunOptions,
+    from: i128,
+    total: usize,
+    runs: usize,
+) -> Vec<AppSummary> {
+    let mut summaries = Vec::new();
+    for run in 0..runs {
+        let now = from + run as i128 * HOUR / 6;
+        let summary = world.run_with(short(options(now), 320, 60)).await;
+        summaries.push(summary.apps[0].clone());
+        if world.notifier.ids("1").len() >= total && summary.apps[0].status == AppStatus::Ok {
+            break;
+        }
+    }
+    summaries
+}
+
+#[tokio::test]
+async fn a_thirty_day_backfill_read_and_delivered_over_short_runs_goes_out_once_in_order() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    // 200 reviews from 719 to 650 hours ago, and 20 in the last day.
+    let mut reviews: Vec<Review> = (0..200)
+        .map(|i| {
+            review(
+                &format!("old{i:03}"),
+                &instant(start - 719 * HOUR + i * HOUR / 3),
+            )
+        })
+        .collect();
+    reviews
+        .extend((0..20).map(|i| review(&format!("new{i:02}"), &instant(start - (i + 1) * HOUR))));
+    world.source.set("1", reviews.clone());
+    // 22 pages of 20 ms: more than the 130 ms a run reads before it must stop.
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    *world.notifier.delay.lock().unwrap() = Duration::from_millis(3);
+    let options = |now| RunOptions {
+        backfill_hours: 720,
+        retention_days: 60,
+        ..at(&["1"], now)
+    };
+    let summaries = run_short_until_done(&world, options, start, reviews.len(), 60).await;
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.status == AppStatus::Deadline && s.delivered == 0),
+        "reading alone spanned runs: {summaries:?}"
+    );
+    assert!(summaries.iter().all(|s| s.status != AppStatus::Failed));
+    let state = world.state.apps.lock().unwrap()[&app("1")].clone();
+    assert_eq!(state.progress, Progress::default());
+}
+
+#[tokio::test]
+async fn after_a_month_long_outage_short_runs_deliver_every_review_once_in_order() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    world.source.set("1", Vec::new());
+    let first = world.run_with(at(&["1"], start)).await;
+    assert_eq!(first.apps[0].status, AppStatus::Ok);
+    // The key is revoked for 29 days, while 200 reviews arrive; a run an hour fails all along.
+    world.source.revoked.store(true, Ordering::SeqCst);
+    let reviews: Vec<Review> = (0..200)
+        .map(|i| review(&format!("r{i:03}"), &instant(start + HOUR + i * 3 * HOUR)))
+        .collect();
+    world.source.set("1", reviews.clone());
+    for hour in 1..29 * 24 {
+        let summary = world.run_with(at(&["1"], start + hour * HOUR)).await;
+        assert_eq!(summary.apps[0].status, AppStatus::Failed);
+    }
+    world.source.revoked.store(false, Ordering::SeqCst);
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    *world.notifier.delay.lock().unwrap() = Duration::from_millis(3);
+    let summaries = run_short_until_done(
+        &world,
+        |now| at(&["1"], now),
+        start + 29 * 24 * HOUR,
+        reviews.len(),
+        60,
+    )
+    .await;
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+    assert!(summaries.iter().all(|s| s.status != AppStatus::Failed));
+}
+
+#[tokio::test]
+async fn a_read_that_keeps_stopping_where_it_stopped_before_fails_the_app_naming_why() {
+    // "support" is down (but not for long enough to be given up), so the watermark stays at
+    // the start and every run must read back two days, which takes longer than a run may read.
+    let world = World::new(5);
+    two_destinations(&world);
+    world.notifier.down.lock().unwrap().insert("support".into());
+    let start = parse_instant(NOW).unwrap();
+    let reviews: Vec<Review> = (0..80)
+        .map(|i| {
+            rated(
+                &format!("r{i:02}"),
+                1,
+                &instant(start - 40 * HOUR + i * HOUR / 2),
+            )
+        })
+        .collect();
+    world.source.set("1", reviews.clone());
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    let options = |now| RunOptions {
+        backfill_hours: 48,
+        ..at(&["1"], now)
+    };
+    let mut stalled = None;
+    for run in 0..30 {
+        let now = start + run * HOUR / 6;
+        let summary = world.run_with(short(options(now), 320, 60)).await;
+        let app = summary.apps[0].clone();
+        if app
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("runs in a row"))
+        {
+            stalled = Some(app);
+            break;
+        }
+    }
+    let stalled = stalled.expect("the app is reported failed");
+    assert_eq!(stalled.status, AppStatus::Failed);
+    let error = stalled.error.unwrap();
+    assert!(error.contains("Timeout"), "{error}");
+    let all = world.notifier.ids_to("all");
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "nothing twice");
+    assert!(world.notifier.ids_to("support").is_empty());
+}
+
+#[tokio::test]
+async fn a_continued_read_the_store_no_longer_takes_starts_over_from_the_newest_review() {
+    let world = World::new(1);
+    let start = parse_instant(NOW).unwrap();
+    world.source.set("1", Vec::new());
+    world.run_with(at(&["1"], start)).await;
+    let reviews: Vec<Review> = (0..3)
+        .map(|i| review(&format!("r{i}"), &instant(start + (i + 1) * HOUR)))
+        .collect();
+    world.source.set("1", reviews.clone());
+    world
+        .state
+        .apps
+        .lock()
+        .unwrap()
+        .get_mut(&app("1"))
+        .unwrap()
+        .progress
+        .stops = vec![Scan {
+        next: "http://asc.test/p?offset=99".into(),
+        reached: reviews[1].key().clone(),
+    }];
+    let summary = world.run_with(at(&["1"], start + 4 * HOUR)).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Ok, "{summary:?}");
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+}
+
+#[tokio::test]
+async fn a_destination_is_given_up_only_once_failing_past_the_bound_and_tried_again() {
     let world = World::new(10);
     two_destinations(&world);
     world.notifier.down.lock().unwrap().insert("support".into());
-    // Retention 3 days, overlap 24 h: a review older than 48 h is given up for "support".
-    let options = || RunOptions {
+    // Retention 3 days, overlap 24 h: the watermark waits 72 − 2 − 24 = 46 hours.
+    let options = |now| RunOptions {
         retention_days: 3,
         overlap_hours: 24,
-        backfill_hours: 24 * 4,
-        ..options(&["1"])
+        ..at(&["1"], now)
     };
+    let start = parse_instant(NOW).unwrap();
     world.source.set(
         "1",
         vec![
-            rated("old", 1, "2024-05-29T12:00:00Z"),
-            rated("recent", 1, "2024-06-01T11:00:00Z"),
+            rated("old", 1, &instant(start - 2 * HOUR)),
+            rated("recent", 1, &instant(start - HOUR)),
         ],
     );
-    world.run_with(options()).await;
+    world.run_with(options(start)).await;
     assert_eq!(world.notifier.ids_to("all"), ["old", "recent"]);
-    let mark = world.watermark("1");
+    let failing = || {
+        world.state.apps.lock().unwrap()[&app("1")]
+            .failing_since
+            .get("support")
+            .copied()
+    };
+    assert_eq!(failing(), Some(start));
+    world.run_with(options(start + 45 * HOUR)).await;
+    assert_eq!(failing(), Some(start), "the first failure's time stands");
+    assert!(world.watermark("1").is_none(), "45 hours: still waiting");
+    world.run_with(options(start + 47 * HOUR)).await;
     assert_eq!(
-        mark.unwrap().key.id,
-        "old",
-        "past the 3-day-old review, not past the recent one support still waits for"
+        world.watermark("1").unwrap().key.id,
+        "recent",
+        "failing 47 hours and again now: given up"
     );
-    // Back while both are still inside the overlap window: it gets them, in order.
+    // Back within the overlap: it still gets them, in order; "all" gets nothing twice.
     world.notifier.down.lock().unwrap().clear();
-    world.run_with(options()).await;
-    assert_eq!(world.notifier.ids_to("support"), ["old", "recent"]);
-    assert_eq!(
-        world.notifier.ids_to("all"),
-        ["old", "recent"],
-        "nothing twice"
+    world.source.set(
+        "1",
+        vec![
+            rated("old", 1, &instant(start - 2 * HOUR)),
+            rated("recent", 1, &instant(start - HOUR)),
+            rated("new", 1, &instant(start + 47 * HOUR)),
+        ],
     );
+    world.run_with(options(start + 48 * HOUR)).await;
+    assert_eq!(world.notifier.ids_to("support"), ["old", "recent", "new"]);
+    assert_eq!(world.notifier.ids_to("all"), ["old", "recent", "new"]);
+    assert_eq!(failing(), None, "healthy again");
+}
+
+#[tokio::test]
+async fn reviews_a_run_had_no_time_for_are_never_given_up() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let options = |now| RunOptions {
+        backfill_hours: 718,
+        ..at(&["1"], now)
+    };
+    let reviews: Vec<Review> = (0..30)
+        .map(|i| review(&format!("r{i:02}"), &instant(start - 700 * HOUR + i * HOUR)))
+        .collect();
+    world.source.set("1", reviews.clone());
+    *world.notifier.delay.lock().unwrap() = Duration::from_millis(15);
+    let summaries = run_short_until_done(&world, options, start, reviews.len(), 60).await;
+    assert!(
+        summaries.iter().any(|s| s.status == AppStatus::Deadline),
+        "delivery spanned runs: {summaries:?}"
+    );
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
 }

@@ -221,15 +221,23 @@ pub fn minutes_ago(minutes: i64, offset_hours: i8) -> String {
 /// `count` reviews of `app`, one a minute going back in time, with assorted UTC offsets;
 /// returns them and their ids oldest first.
 pub fn feed(prefix: &str, count: usize, start_minutes_ago: i64) -> (Vec<Value>, Vec<String>) {
+    let minutes: Vec<i64> = (0..count)
+        .map(|i| start_minutes_ago + (count - i) as i64)
+        .collect();
+    reviews_minutes_ago(prefix, &minutes)
+}
+
+/// One review for each entry of `minutes`, created that many minutes ago, with assorted UTC
+/// offsets; returns them and their ids, in the order given.
+pub fn reviews_minutes_ago(prefix: &str, minutes: &[i64]) -> (Vec<Value>, Vec<String>) {
     let mut reviews = Vec::new();
     let mut ids = Vec::new();
-    for i in 0..count {
+    for (i, minutes) in minutes.iter().enumerate() {
         let id = format!("{prefix}{i:05}");
         let offset = [-8, 0, 9, 5][i % 4];
-        let date = minutes_ago(start_minutes_ago + (count - i) as i64, offset);
         reviews.push(review(
             &id,
-            &date,
+            &minutes_ago(*minutes, offset),
             (i % 5 + 1) as u8,
             Some("Title"),
             Some("Body"),

@@ -1,0 +1,226 @@
+//! Weeks in seconds on the real state store: the relay in this process, on a clock the test
+//! moves, against moto's DynamoDB and Secrets Manager, the App Store Connect double and a webhook
+//! receiver. DynamoDB's TTL is played by deleting every item whose `expires_at` has passed on the
+//! test's clock before each run.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use review_relay::config::Config;
+use review_relay::handler::{Answer, Relay, unix_ms};
+use serde_json::{Value, json};
+use support::asc::{AscConfig, not_authorized_body};
+use support::world::{World, reviews_minutes_ago, summary_app};
+
+const APP: &str = "1000000001";
+const HOUR_NANOS: i64 = 3_600 * 1_000_000_000;
+
+/// A clock the test moves (ns since the epoch).
+#[derive(Clone)]
+struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    fn at(nanos: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(nanos)))
+    }
+
+    fn set(&self, nanos: i64) {
+        self.0.store(nanos, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn real_now_nanos() -> i64 {
+    unix_ms() * 1_000_000
+}
+
+/// The relay over `world`, configured as the Lambda would be, plus `extra` variables.
+fn relay(world: &World, extra: &[(&str, &str)], clock: &TestClock) -> Relay {
+    let mut vars: HashMap<String, String> = world.env(APP).into_iter().collect();
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let config = Config::from_vars(&vars).expect("configuration");
+    let http = review_relay::adapters::http_client(&config.trust).expect("HTTP client");
+    let clock = clock.clone();
+    Relay::with_aws(config, &world.aws, http).with_clock(Arc::new(move || i128::from(clock.now())))
+}
+
+/// One scheduled run that may last `millis` of real time; its summary.
+async fn run(relay: &Relay, millis: i64, holder: &str) -> Value {
+    let answer = relay
+        .handle(
+            &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+            unix_ms() + millis,
+            holder.to_owned(),
+        )
+        .await
+        .expect("a scheduled event is accepted");
+    match answer {
+        Answer::Run(summary) => serde_json::to_value(summary).unwrap(),
+        Answer::TestMessage(_) => panic!("a run was expected"),
+    }
+}
+
+/// Deletes the items whose `expires_at` (Unix s) has passed at `now_nanos`, as TTL does.
+async fn expire(world: &World, now_nanos: i64) -> usize {
+    let client = aws_sdk_dynamodb::Client::new(&world.aws);
+    let mut removed = 0;
+    for item in world.state_items().await {
+        let expired = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|secs| secs * 1_000_000_000 <= now_nanos);
+        if expired {
+            client
+                .delete_item()
+                .table_name(&world.table)
+                .key("pk", item["pk"].clone())
+                .key("sk", item["sk"].clone())
+                .send()
+                .await
+                .expect("delete an expired item");
+            removed += 1;
+        }
+    }
+    removed
+}
+
+async fn delivered_records(world: &World) -> usize {
+    world.recorded_deliveries(APP).await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_app_over_ninety_days_gets_nothing_twice() {
+    let world = World::new(AscConfig::team()).await;
+    let (reviews, ids) = reviews_minutes_ago("quiet", &[16, 15, 14, 13, 12, 11]);
+    world.asc.set_reviews(APP, reviews);
+    let start = real_now_nanos();
+    let clock = TestClock::at(start);
+    let relay = relay(&world, &[], &clock);
+    let mut expired = 0;
+    // A run every 12 hours for 90 days.
+    for step in 0..=180 {
+        clock.set(start + step * 12 * HOUR_NANOS);
+        expired += expire(&world, clock.now()).await;
+        let summary = run(&relay, 60_000, &format!("quiet-{step}")).await;
+        assert_eq!(
+            summary_app(&summary, APP)["status"],
+            "ok",
+            "day {}: {summary}",
+            step / 2
+        );
+        if step == 0 {
+            assert_eq!(delivered_records(&world).await, 6);
+        }
+    }
+    assert_eq!(world.delivered_to(APP), ids, "each once, oldest first");
+    assert!(expired >= 6, "the delivery records expired on the way");
+    assert_eq!(delivered_records(&world).await, 0);
+}
+
+/// Runs of `millis` real milliseconds, the clock ten minutes on each time, until `ids` all went
+/// out and a run ends `ok` (at most `runs`); the summaries of `APP`.
+async fn run_short_until_done(
+    world: &World,
+    relay: &Relay,
+    clock: &TestClock,
+    ids: &[String],
+    runs: usize,
+) -> Vec<Value> {
+    let mut summaries = Vec::new();
+    for run_number in 0..runs {
+        clock.set(clock.now() + HOUR_NANOS / 6);
+        expire(world, clock.now()).await;
+        let summary = run(relay, 3_500, &format!("short-{run_number}")).await;
+        let app = summary_app(&summary, APP).clone();
+        summaries.push(app.clone());
+        if world.delivered_to(APP).len() >= ids.len() && app["status"] == "ok" {
+            break;
+        }
+    }
+    summaries
+}
+
+/// One page of 200 reviews answered in 0.9 s; 3.5-second runs keeping 1 s to answer read for
+/// 1.25 s, so two pages at most.
+const SLOW_PAGES: Duration = Duration::from_millis(900);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_day_backfill_over_short_runs_goes_out_once_in_order() {
+    let world = World::new(AscConfig::team()).await;
+    // 430 reviews from 719 to 650 hours ago, every ten minutes, then 20 in the last hours.
+    let mut minutes: Vec<i64> = (0..415).map(|i| 719 * 60 - i * 10).collect();
+    minutes.extend((0..20).map(|i| 200 - i * 10));
+    let (reviews, ids) = reviews_minutes_ago("back", &minutes);
+    world.asc.set_reviews(APP, reviews);
+    world.asc.set_delay(SLOW_PAGES);
+    let clock = TestClock::at(real_now_nanos());
+    let relay = relay(
+        &world,
+        &[
+            ("BACKFILL_HOURS", "720"),
+            ("DELIVERED_RETENTION_DAYS", "60"),
+            ("DEADLINE_MARGIN_SECONDS", "1"),
+        ],
+        &clock,
+    );
+    let summaries = run_short_until_done(&world, &relay, &clock, &ids, 30).await;
+    assert_eq!(world.delivered_to(APP), ids, "each once, oldest first");
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s["status"] == "deadline" && s["delivered"] == 0),
+        "reading alone spanned runs: {summaries:?}"
+    );
+    assert!(
+        summaries.iter().all(|s| s["status"] != "failed"),
+        "{summaries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_month_long_outage_short_runs_deliver_every_review_once_in_order() {
+    let world = World::new(AscConfig::team()).await;
+    let now = real_now_nanos();
+    let clock = TestClock::at(now - 29 * 24 * HOUR_NANOS);
+    let relay = relay(&world, &[("DEADLINE_MARGIN_SECONDS", "1")], &clock);
+    world.asc.set_reviews(APP, Vec::new());
+    let first = run(&relay, 60_000, "before").await;
+    assert_eq!(summary_app(&first, APP)["status"], "ok", "{first}");
+
+    // The key is revoked for 29 days while 420 reviews arrive, one every 100 minutes.
+    let minutes: Vec<i64> = (0..415).map(|i| (29 * 24 - 1) * 60 - i * 100).collect();
+    let (reviews, ids) = reviews_minutes_ago("out", &minutes);
+    world.asc.set_reviews(APP, reviews);
+    clock.set(now - 10 * 24 * HOUR_NANOS);
+    world
+        .asc
+        .fail_next(2, 401, not_authorized_body(), Vec::new());
+    let revoked = run(&relay, 60_000, "revoked").await;
+    assert_eq!(summary_app(&revoked, APP)["status"], "failed", "{revoked}");
+
+    // Fixed; the runs are short and App Store Connect slow.
+    world.asc.set_delay(SLOW_PAGES);
+    clock.set(now);
+    let summaries = run_short_until_done(&world, &relay, &clock, &ids, 30).await;
+    assert_eq!(world.delivered_to(APP), ids, "each once, oldest first");
+    assert!(
+        summaries.iter().any(|s| s["status"] == "deadline"),
+        "the backlog spanned runs: {summaries:?}"
+    );
+    assert!(
+        summaries.iter().all(|s| s["status"] != "failed"),
+        "{summaries:?}"
+    );
+}
