@@ -224,3 +224,76 @@ async fn after_a_month_long_outage_short_runs_deliver_every_review_once_in_order
         "{summaries:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_reading_stopped_is_kept_as_saved_and_stops_in_the_earlier_form_are_dropped() {
+    use review_relay::adapters::dynamodb::{DynamoStateStore, app_pk};
+    use review_relay::domain::{AppId, Lookback, Progress, ReviewKey, Scan};
+    use review_relay::ports::StateStore;
+
+    let world = World::new(AscConfig::team()).await;
+    world.asc.set_reviews(APP, Vec::new());
+    let clock = TestClock::at(real_now_nanos());
+    let relay = relay(&world, &[], &clock);
+    run(&relay, 60_000, "first").await;
+    let client = aws_sdk_dynamodb::Client::new(&world.aws);
+    let store = DynamoStateStore::new(client.clone(), world.table.clone());
+    let app = AppId::parse(APP).unwrap();
+    let key = |hours_ago: i64, id: &str| ReviewKey {
+        nanos: i128::from(clock.now() - hours_ago * HOUR_NANOS),
+        id: id.into(),
+    };
+    let progress = Progress {
+        stops: vec![
+            Scan {
+                page: None,
+                reached: key(5, "on-the-first-page"),
+            },
+            Scan {
+                page: Some(
+                    "https://api.example/v1/apps/1/customerReviews?cursor=eyJvZmZzZXQiOiIyMDAifQ"
+                        .into(),
+                ),
+                reached: key(50, "deeper"),
+            },
+        ],
+        deepest: Some(key(50, "deeper")),
+        stalls: 2,
+        handled: Some(key(60, "handled")),
+    };
+    store.save_progress(&app, &progress).await.unwrap();
+    let lookback = Lookback {
+        overlap_hours: 72,
+        retention_days: 30,
+        now_nanos: i128::from(clock.now()),
+    };
+    let loaded = store.load(&app, lookback, None).await.unwrap();
+    assert_eq!(loaded.state.unwrap().progress, progress);
+
+    // A stop saved with the link after its page cannot prove nothing moved past it.
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let earlier = AttributeValue::M(HashMap::from([
+        (
+            "next".to_owned(),
+            AttributeValue::S("https://api.example/next".into()),
+        ),
+        (
+            "reached".to_owned(),
+            AttributeValue::S(key(50, "deeper").encode()),
+        ),
+    ]));
+    client
+        .update_item()
+        .table_name(&world.table)
+        .key("pk", AttributeValue::S(app_pk(&app)))
+        .key("sk", AttributeValue::S("state".into()))
+        .update_expression("SET stops = :stops")
+        .expression_attribute_values(":stops", AttributeValue::L(vec![earlier]))
+        .send()
+        .await
+        .unwrap();
+    let loaded = store.load(&app, lookback, None).await.unwrap();
+    let loaded = loaded.state.unwrap().progress;
+    assert!(loaded.stops.is_empty(), "{loaded:?}");
+    assert_eq!(loaded.handled, progress.handled);
+}

@@ -194,20 +194,24 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
             .iter()
             .map(|stop| {
                 let stop = stop.as_m().map_err(|_| malformed_stops())?;
-                let next = stop.get("next").and_then(|v| v.as_s().ok());
+                // Stops saved with the link after the page (`next`) cannot prove that nothing
+                // moved past them: reading starts again from the newest review.
+                if stop.contains_key("next") {
+                    return Ok(None);
+                }
+                let page = match stop.get("page") {
+                    None => None,
+                    Some(link) => Some(link.as_s().map_err(|_| malformed_stops())?.clone()),
+                };
                 let reached = stop
                     .get("reached")
                     .and_then(|v| v.as_s().ok())
-                    .and_then(|s| ReviewKey::decode(s));
-                match (next, reached) {
-                    (Some(next), Some(reached)) => Ok(Scan {
-                        next: next.clone(),
-                        reached,
-                    }),
-                    _ => Err(malformed_stops()),
-                }
+                    .and_then(|s| ReviewKey::decode(s))
+                    .ok_or_else(malformed_stops)?;
+                Ok(Some(Scan { page, reached }))
             })
-            .collect::<Result<Vec<_>, _>>()?,
+            .collect::<Result<Option<Vec<_>>, _>>()?
+            .unwrap_or_default(),
     };
     let progress = Progress {
         stops,
@@ -524,10 +528,12 @@ impl StateStore for DynamoStateStore {
                 .stops
                 .iter()
                 .map(|stop| {
-                    AttributeValue::M(HashMap::from([
-                        ("next".to_owned(), s(&stop.next)),
-                        ("reached".to_owned(), s(stop.reached.encode())),
-                    ]))
+                    let mut fields =
+                        HashMap::from([("reached".to_owned(), s(stop.reached.encode()))]);
+                    if let Some(page) = &stop.page {
+                        fields.insert("page".to_owned(), s(page));
+                    }
+                    AttributeValue::M(fields)
                 })
                 .collect();
             set.push("#stops = :stops");

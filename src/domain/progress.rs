@@ -61,11 +61,16 @@ pub enum Outcome {
 }
 
 /// Where reading stopped when one run had no time to reach the watermark (or the window
-/// start): the next run goes on from `next` instead of from the newest review.
+/// start): the next run goes on from `page` instead of from the newest review.
+///
+/// The next run reads that page again rather than the one after it: a store that pages by
+/// offset (Apple's cursor) moves every older review a place up for each review deleted in
+/// between, and the link to the next page would then skip them. The page read again must
+/// still hold `reached` or something newer, which proves nothing was skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
-    /// The store's link to the next (older) page.
-    pub next: String,
+    /// The store's link to the page that held `reached`; `None` for the first page.
+    pub page: Option<String>,
     /// The oldest review read so far.
     pub reached: ReviewKey,
 }
@@ -96,10 +101,17 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The stops after a run that stopped reading at `stop` for lack of time.
+    /// The stops after a run that read on from the deepest stop and stopped reading at `stop`
+    /// for lack of time. A stop no deeper than the deepest (the listing moved down, as new
+    /// reviews came in) takes its place: reading on from it goes down through the other's
+    /// stretch.
     pub fn stopped(&self, stop: Scan) -> Vec<Scan> {
         let mut stops = self.stops.clone();
-        if stops.len() >= MAX_STOPS {
+        if stops.len() >= MAX_STOPS
+            || stops
+                .last()
+                .is_some_and(|deepest| stop.reached >= deepest.reached)
+        {
             stops.pop();
         }
         stops.push(stop);
@@ -213,7 +225,7 @@ mod tests {
 
     fn scan(nanos: i128) -> Scan {
         Scan {
-            next: "https://api.example/next".into(),
+            page: Some(format!("https://api.example/p?at={nanos}")),
             reached: key(nanos),
         }
     }
@@ -283,6 +295,14 @@ mod tests {
     fn the_first_stop_counts_as_reading_further() {
         let first = Progress::default().after(0, vec![scan(70)], true);
         assert_eq!((first.stalls, first.deepest), (0, Some(key(70))));
+    }
+
+    #[test]
+    fn a_stop_no_deeper_than_the_deepest_takes_its_place() {
+        let reading = at(&[70, 50]);
+        assert_eq!(reading.stopped(scan(55)), at(&[70, 55]).stops);
+        assert_eq!(reading.stopped(scan(50)), at(&[70, 50]).stops);
+        assert_eq!(reading.stopped(scan(49)), at(&[70, 50, 49]).stops);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use tokio::sync::Mutex;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{
-    AppId, AppState, Lookback, MAX_STALLS, Outcome, Review, Scan, Watermark, failing_since_after,
-    give_up_after_hours, given_up, select_new,
+    AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, Review, Scan, Watermark,
+    failing_since_after, give_up_after_hours, given_up, select_new,
 };
 use crate::ports::{
     Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, Snapshot,
@@ -408,7 +408,7 @@ struct Read {
     reviews: Vec<Review>,
     /// Set when reading stopped short of the window start for lack of time: where to go on.
     stopped: Option<Scan>,
-    /// Reading went on from where an earlier run stopped (`AppState::scan`), so it holds only
+    /// Reading went on from where an earlier run stopped (`Progress::stops`), so it holds only
     /// reviews older than those that run read.
     continued: bool,
 }
@@ -445,6 +445,7 @@ async fn relay_under_lease(
     let before = state.progress.clone();
     let replay = state.replay_from_nanos.is_some();
     let mut handled = before.handled.clone();
+    let restarted = !read.continued && !before.stops.is_empty();
     let (result, stops, ran_short) = match read.stopped {
         Some(scan) => {
             // Nothing can go out before the oldest new review is in hand.
@@ -457,7 +458,13 @@ async fn relay_under_lease(
                 pages = summary.pages,
                 "the invocation's time ran short before reading reached the oldest review that may be new; the next run reads on from here"
             );
-            (Ok(()), before.stopped(scan), true)
+            // A read from the newest review replaces stops it could not read on from.
+            let stops = if read.continued {
+                before.stopped(scan)
+            } else {
+                vec![scan]
+            };
+            (Ok(()), stops, true)
         }
         None => {
             let result = relay_leased(
@@ -501,7 +508,17 @@ async fn relay_under_lease(
     if replay {
         return result;
     }
-    let mut after = before.after(summary.delivered, stops, ran_short);
+    // Stops a read could not go on from are dropped, and how deep they got counts no more.
+    let base = if restarted {
+        Progress {
+            stops: Vec::new(),
+            deepest: None,
+            ..before.clone()
+        }
+    } else {
+        before.clone()
+    };
+    let mut after = base.after(summary.delivered, stops, ran_short);
     after.handled = handled.filter(|handled| {
         state
             .watermark
@@ -825,7 +842,7 @@ pub fn time_limit(deadline: Option<Instant>, margin: Duration) -> Option<TimeLim
 }
 
 /// Reads pages newest first until one reaches reviews older than anything that could be new; or
-/// goes on from where an earlier run stopped (`Progress::scan`). When time runs short it stops
+/// goes on from where an earlier run stopped (`Progress::stops`). When time runs short it stops
 /// early: past the watermark, it keeps what it has and leaves the overlap re-scan to a later run;
 /// before, it says where it stopped, for the next run to read on from there. What a run reads on
 /// from a stop holds every review between that stop and the watermark (or the window start), so
@@ -851,21 +868,33 @@ async fn fetch_new(
     let mut reviews = Vec::new();
     let mut followed = HashSet::new();
     // A replay reads anew: it reaches further back than any stop of a scheduled run.
-    let mut resume = state
+    let resume = state
         .progress
         .stops
         .last()
-        .filter(|_| state.replay_from_nanos.is_none())
-        .and_then(|scan| url::Url::parse(&scan.next).ok());
-    let mut continued = resume.is_some();
-    let mut request = match resume.take() {
-        Some(next) => {
-            followed.insert(page_identity(&next));
-            info!("reading on from where an earlier run stopped");
-            PageRequest::Next(next)
+        .filter(|_| state.replay_from_nanos.is_none());
+    let mut request = PageRequest::First;
+    if let Some(Some(page)) = resume.map(|scan| &scan.page) {
+        match url::Url::parse(page) {
+            Ok(page) => {
+                followed.insert(page_identity(&page));
+                request = PageRequest::Next(page);
+            }
+            Err(_) => warn!(
+                "the saved link to read on from is not a URL; reading from the newest review again"
+            ),
         }
-        None => PageRequest::First,
-    };
+    }
+    // Reading on from a stop reads its page again, which must prove that nothing moved past it.
+    let mut resumed_at = resume
+        .filter(|scan| scan.page.is_none() || matches!(request, PageRequest::Next(_)))
+        .map(|scan| scan.reached.clone());
+    let mut continued = resumed_at.is_some();
+    if continued {
+        info!("reading on from where an earlier run stopped");
+    }
+    // Pages read in this read (a start over begins a new one).
+    let mut read_pages = 0;
     loop {
         let page_number = summary.pages + 1;
         // Reading is cheap and tells how much waits, so it goes on past `give_up_at`; each
@@ -873,6 +902,7 @@ async fn fetch_new(
         if TimeLimit::over(limit) {
             return Err(AppError::OutOfTime("reading the reviews"));
         }
+        let asked_at = Instant::now();
         let page = match deps
             .source
             .page(&secret.api_key, app, &request, limit)
@@ -890,9 +920,10 @@ async fn fetch_new(
                 err @ (SourceError::Status { .. }
                 | SourceError::Unparseable(_)
                 | SourceError::ForeignNext),
-            ) if continued && summary.pages == 0 => {
+            ) if continued && read_pages == 0 => {
                 warn!(error = %err, "cannot read on from where an earlier run stopped; reading from the newest review again");
                 continued = false;
+                resumed_at = None;
                 followed.clear();
                 request = PageRequest::First;
                 continue;
@@ -905,11 +936,31 @@ async fn fetch_new(
         })?;
         summary.pages = page_number;
         summary.fetched += page.reviews.len();
+        read_pages += 1;
 
         let Page {
             reviews: page_reviews,
             next,
         } = page;
+        if read_pages == 1
+            && let Some(reached) = &resumed_at
+            && !page_reviews.iter().any(|r| r.key() >= reached)
+        {
+            // Reviews deleted since then moved older ones up past the saved link.
+            warn!(
+                "the store's listing moved since an earlier run stopped there; reading from the newest review again"
+            );
+            continued = false;
+            resumed_at = None;
+            read_pages = 0;
+            followed.clear();
+            request = PageRequest::First;
+            continue;
+        }
+        let this_page = match &request {
+            PageRequest::First => None,
+            PageRequest::Next(link) => Some(link.to_string()),
+        };
         let oldest = page_reviews.iter().map(Review::key).min().cloned();
         // Reading has passed where a stretch that went out whole began: every review from here
         // up is in hand (reaching that very review, or anything created before it).
@@ -965,9 +1016,17 @@ async fn fetch_new(
             );
             break;
         }
-        if out_of_time && let Some(reached) = oldest {
+        // Reading on from a stop goes a page past the one it read again, if that page fits
+        // before `give_up_at`; otherwise it stops where it stopped before (no progress).
+        let one_more = continued
+            && read_pages == 1
+            && limit.is_some_and(|l| Instant::now() + asked_at.elapsed() < l.give_up_at);
+        if out_of_time
+            && !one_more
+            && let Some(reached) = oldest
+        {
             let stopped = Scan {
-                next: next.to_string(),
+                page: this_page,
                 reached,
             };
             return Ok((

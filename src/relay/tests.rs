@@ -1221,19 +1221,24 @@ async fn run_short_until_done(
     summaries
 }
 
-#[tokio::test]
-async fn a_thirty_day_backfill_read_and_delivered_over_short_runs_goes_out_once_in_order() {
-    let world = World::new(10);
-    let start = parse_instant(NOW).unwrap();
-    // 200 reviews from 719 to 650 hours ago, and 20 in the last day.
-    let mut reviews: Vec<Review> = (0..200)
+/// 200 reviews from 719 to 650 hours before `start`.
+fn month_old_backlog(start: i128) -> Vec<Review> {
+    (0..200)
         .map(|i| {
             review(
                 &format!("old{i:03}"),
                 &instant(start - 719 * HOUR + i * HOUR / 3),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn a_thirty_day_backfill_read_and_delivered_over_short_runs_goes_out_once_in_order() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    // 200 reviews from 719 to 650 hours ago, and 20 in the last day.
+    let mut reviews = month_old_backlog(start);
     reviews
         .extend((0..20).map(|i| review(&format!("new{i:02}"), &instant(start - (i + 1) * HOUR))));
     world.source.set("1", reviews.clone());
@@ -1254,6 +1259,109 @@ async fn a_thirty_day_backfill_read_and_delivered_over_short_runs_goes_out_once_
         "reading alone spanned runs: {summaries:?}"
     );
     assert!(summaries.iter().all(|s| s.status != AppStatus::Failed));
+    let state = world.state.apps.lock().unwrap()[&app("1")].clone();
+    assert_eq!(state.progress, Progress::default());
+}
+
+#[tokio::test]
+async fn a_backfill_over_short_runs_loses_nothing_while_reviews_are_deleted_and_added() {
+    // The store pages by offset, as Apple's cursor does: a review deleted between runs moves
+    // every older one a place up, one added moves them down. A run that goes on from a saved
+    // link must not skip what moved past it.
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let mut listed = month_old_backlog(start);
+    world.source.set("1", listed.clone());
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    *world.notifier.delay.lock().unwrap() = Duration::from_millis(3);
+    let mut deleted = HashSet::new();
+    let mut seed: u64 = 7;
+    const DELETE_PER_RUN: usize = 10;
+    let mut done = false;
+    for run in 0..80 {
+        let now = start + run * HOUR / 6;
+        let options = RunOptions {
+            backfill_hours: 720,
+            retention_days: 60,
+            ..at(&["1"], now)
+        };
+        let summary = world.run_with(short(options, 320, 60)).await;
+        let sent: HashSet<String> = world.notifier.ids("1").into_iter().collect();
+        if summary.apps[0].status == AppStatus::Ok && listed.iter().all(|r| sent.contains(&r.id)) {
+            done = true;
+            break;
+        }
+        assert_ne!(summary.apps[0].status, AppStatus::Failed, "{summary:?}");
+        // Between runs, two reviews not yet delivered are deleted, some delivered one too, and
+        // a new one arrives.
+        for _ in 0..DELETE_PER_RUN {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let waiting: Vec<usize> = (0..listed.len())
+                .filter(|&i| !sent.contains(&listed[i].id))
+                .collect();
+            let pool = if deleted.len() % 7 == 6 || waiting.is_empty() {
+                (0..listed.len()).collect()
+            } else {
+                waiting
+            };
+            let gone = listed.remove(pool[(seed >> 33) as usize % pool.len()]);
+            deleted.insert(gone.id);
+        }
+        listed.push(review(&format!("new{run:03}"), &instant(now + HOUR / 12)));
+        world.source.set("1", listed.clone());
+    }
+    assert!(done, "every review still listed went out");
+    let sent = world.notifier.ids("1");
+    let unique: HashSet<&String> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "nothing twice: {sent:?}");
+    let kept: Vec<Review> = listed.clone();
+    let kept_sent: Vec<String> = sent
+        .iter()
+        .filter(|id| !deleted.contains(*id))
+        .cloned()
+        .collect();
+    assert_each_once_in_order(&kept_sent, &kept);
+}
+
+#[tokio::test]
+async fn a_stop_whose_page_moved_past_it_starts_over_from_the_newest_review() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let mut listed: Vec<Review> = (0..120)
+        .map(|i| review(&format!("r{i:03}"), &instant(start - 700 * HOUR + i * HOUR)))
+        .collect();
+    world.source.set("1", listed.clone());
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    let options = |now| RunOptions {
+        backfill_hours: 720,
+        retention_days: 60,
+        overlap_hours: 6,
+        ..at(&["1"], now)
+    };
+    let first = world.run_with(short(options(start), 320, 60)).await;
+    assert_eq!(first.apps[0].status, AppStatus::Deadline, "{first:?}");
+    let stop = world.state.apps.lock().unwrap()[&app("1")]
+        .progress
+        .stops
+        .last()
+        .cloned()
+        .expect("a stop");
+    // A page and a half of the reviews just newer than the stop are deleted: its page now
+    // holds only older ones.
+    let at_stop = listed
+        .iter()
+        .position(|r| r.key() == &stop.reached)
+        .unwrap();
+    listed.retain(|r| {
+        let newer_by = r.key().nanos - stop.reached.nanos;
+        !(newer_by > 0 && newer_by <= 15 * HOUR)
+    });
+    assert_eq!(listed.len(), 105, "{at_stop}");
+    world.source.set("1", listed.clone());
+    *world.source.page_delay.lock().unwrap() = Duration::ZERO;
+    let summary = world.run_with(options(start + HOUR / 6)).await;
+    assert_eq!(summary.apps[0].status, AppStatus::Ok, "{summary:?}");
+    assert_each_once_in_order(&world.notifier.ids("1"), &listed);
     let state = world.state.apps.lock().unwrap()[&app("1")].clone();
     assert_eq!(state.progress, Progress::default());
 }
@@ -1356,7 +1464,7 @@ async fn a_continued_read_the_store_no_longer_takes_starts_over_from_the_newest_
         .unwrap()
         .progress
         .stops = vec![Scan {
-        next: "http://asc.test/p?offset=99".into(),
+        page: Some("http://asc.test/p?offset=99".into()),
         reached: reviews[1].key().clone(),
     }];
     let summary = world.run_with(at(&["1"], start + 4 * HOUR)).await;
