@@ -2,6 +2,7 @@
 //! Pure code: no I/O, no SDK types.
 
 mod app_id;
+mod delivery;
 mod progress;
 mod review;
 mod route;
@@ -10,6 +11,7 @@ mod territory;
 mod window;
 
 pub use app_id::{AppId, AppIdError};
+pub use delivery::{is_due, new_destination_start};
 pub use progress::{
     MAX_STALLS, Outcome, Progress, Scan, failing_since_after, give_up_after_hours, given_up,
 };

@@ -11,7 +11,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{
     AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, Review, Scan, Watermark,
-    failing_since_after, give_up_after_hours, given_up, select_new,
+    failing_since_after, give_up_after_hours, given_up, new_destination_start, select_new,
 };
 use crate::ports::{
     Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, Snapshot,
@@ -770,31 +770,13 @@ fn due<'s>(
         .collect()
 }
 
-/// Whether `destination` still wants `review`: its rules take it, it does not have it, and the
-/// review is not older than the destination (or a replay reaches it).
+/// Whether `destination` still wants `review` (see [`crate::domain::is_due`]).
 fn is_due(state: &AppState, app: &AppId, destination: &Destination, review: &Review) -> bool {
-    let nanos = review.key().nanos;
-    let since = state
-        .destinations_since
-        .get(&destination.key)
-        .copied()
-        .unwrap_or(state.baseline_nanos);
-    // A destination added later starts at the newest review delivered before it: of that
-    // instant, it gets only the reviews nobody had yet.
-    let after = nanos > since
-        || (nanos == since
-            && (since == state.baseline_nanos || !state.delivered.contains_key(&review.id)));
-    let replayed = state.replay_from_nanos.is_some_and(|from| nanos >= from);
-    (after || replayed)
-        && destination.route.matches(app, review)
-        && !state.delivered_to(&review.id, &destination.key)
+    crate::domain::is_due(state, app, &destination.key, &destination.route, review)
 }
 
-/// Notes destinations seen for the first time. On an app's first run, or when no destination was
-/// noted before (state from before destinations were told apart), they start at the baseline;
-/// a destination added later starts at the newest review delivered anywhere so far (`fresh`
-/// holds those still in the window), so it is not flooded with the overlap window and still gets
-/// every review that comes after, those of that same instant not yet delivered included.
+/// Notes destinations seen for the first time, starting where
+/// [`new_destination_start`] says.
 async fn register_destinations(
     deps: &Deps<'_>,
     app: &AppId,
@@ -802,16 +784,7 @@ async fn register_destinations(
     state: &mut AppState,
     fresh: &[Review],
 ) -> Result<(), StateError> {
-    let newest_recorded = fresh
-        .iter()
-        .filter(|r| state.delivered.contains_key(&r.id))
-        .map(|r| r.key().nanos)
-        .chain(state.watermark.as_ref().map(|mark| mark.key.nanos))
-        .max();
-    let since = match newest_recorded {
-        Some(nanos) if !state.destinations_since.is_empty() => nanos,
-        _ => state.baseline_nanos,
-    };
+    let since = new_destination_start(state, fresh);
     for destination in &secret.destinations {
         if !state.destinations_since.contains_key(&destination.key) {
             deps.state
