@@ -3,11 +3,13 @@
 //! Item kinds, all under `pk = "app#<app id>"`:
 //! - `sk = "state"`: `baseline_ns` (N, ns since the epoch), `wm` (S, the watermark as an
 //!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
-//!   `updated_at`; while reading spans runs, `stops` (L of M: `next`, S, the next page's link;
-//!   `reached`, S, the oldest review read, encoded as `wm`; the deepest last) and `deepest` (S,
+//!   `created_ns` (N, when the first run created it; absent in older states), `updated_at`;
+//!   while reading spans runs, `stops` (L of M: `page`, S, the link of the page read last, absent
+//!   for the first page; `reached`, S, the oldest review on it, encoded as `wm`; `tied_above`,
+//!   BOOL, when its newest instant goes on in the page above; the deepest last) and `deepest` (S,
 //!   encoded as `wm`: the furthest back reading got since the last delivery);
 //!   `handled` (S, encoded as `wm`: every review listed after it went out); `stalls` (N) counts runs in a row
-//!   without progress.
+//!   without progress. `rescan_from_ns` (N): the overlap re-scan also reaches back from this instant.
 //! - `sk = "dest#<destination key>"`: `since_ns` (N), `added_at`; `failing_since_ns` (N) while
 //!   the destination fails (absent: healthy).
 //! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),
@@ -51,6 +53,8 @@ const LEASE_GENERATION: &str = "gen";
 /// A lease item is swept this long after its last lease lapsed (an app no longer relayed).
 const LEASE_KEPT_SECONDS: i64 = 30 * 86_400;
 const STOPS: &str = "stops";
+const CREATED: &str = "created_ns";
+const RESCAN_FROM: &str = "rescan_from_ns";
 const STALLS: &str = "stalls";
 const DEEPEST: &str = "deepest";
 const HANDLED: &str = "handled";
@@ -208,7 +212,16 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
                     .and_then(|v| v.as_s().ok())
                     .and_then(|s| ReviewKey::decode(s))
                     .ok_or_else(malformed_stops)?;
-                Ok(Some(Scan { page, reached }))
+                let tied_above = stop
+                    .get("tied_above")
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false);
+                Ok(Some(Scan {
+                    page,
+                    reached,
+                    tied_above,
+                }))
             })
             .collect::<Result<Option<Vec<_>>, _>>()?
             .unwrap_or_default(),
@@ -220,9 +233,11 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
         stalls: number(item, STALLS)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
+        rescan_from: number(item, RESCAN_FROM),
     };
     Ok(AppState {
         baseline_nanos,
+        created_nanos: number(item, CREATED),
         watermark,
         progress,
         ..AppState::default()
@@ -318,7 +333,7 @@ impl StateStore for DynamoStateStore {
     }
 
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
-        let result = self
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -326,9 +341,11 @@ impl StateStore for DynamoStateStore {
             .item(SORT_KEY, s(STATE_SK))
             .item("baseline_ns", n(state.baseline_nanos))
             .item("updated_at", s(now_text()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
+            .condition_expression("attribute_not_exists(pk)");
+        if let Some(created) = state.created_nanos {
+            put = put.item(CREATED, n(created));
+        }
+        let result = put.send().await;
         match result {
             Ok(_) => Ok(state.clone()),
             // Another run created it first: use theirs.
@@ -533,6 +550,9 @@ impl StateStore for DynamoStateStore {
                     if let Some(page) = &stop.page {
                         fields.insert("page".to_owned(), s(page));
                     }
+                    if stop.tied_above {
+                        fields.insert("tied_above".to_owned(), AttributeValue::Bool(true));
+                    }
                     AttributeValue::M(fields)
                 })
                 .collect();
@@ -552,6 +572,14 @@ impl StateStore for DynamoStateStore {
                 request = request.expression_attribute_values(":handled", s(handled.encode()));
             }
             None => remove.push("#handled"),
+        }
+        request = request.expression_attribute_names("#rescan", RESCAN_FROM);
+        match progress.rescan_from {
+            Some(from) => {
+                set.push("#rescan = :rescan");
+                request = request.expression_attribute_values(":rescan", n(from));
+            }
+            None => remove.push("#rescan"),
         }
         let mut update = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

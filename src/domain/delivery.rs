@@ -49,7 +49,9 @@ mod tests {
     use crate::domain::{Delivered, Watermark, parse_instant};
 
     fn review(id: &str, date: &str, rating: u8) -> Review {
-        Review::new(id.into(), Some(rating), None, None, None, None, date.into(), None).unwrap()
+        let mut review = crate::domain::review::sample(id, date);
+        review.rating = Some(rating);
+        review
     }
 
     fn app() -> AppId {

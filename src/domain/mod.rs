@@ -15,6 +15,8 @@ pub use delivery::{is_due, new_destination_start};
 pub use progress::{
     MAX_STALLS, Outcome, Progress, Scan, failing_since_after, give_up_after_hours, given_up,
 };
+#[cfg(test)]
+pub(crate) use review::sample as sample_review;
 pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
 pub use route::Route;
 pub use state::{AppState, Delivered, Watermark, select_new};

@@ -73,10 +73,13 @@ pub struct Scan {
     pub page: Option<String>,
     /// The oldest review read so far.
     pub reached: ReviewKey,
+    /// The page's newest instant goes on at the bottom of the page above: its reviews are left
+    /// to the stretch above, which reads that instant's others, so ties keep their order.
+    pub tied_above: bool,
 }
 
-/// The most stops kept; past it, the deepest is replaced (reading still goes further back, and
-/// the runs going back up read longer stretches).
+/// The most stops kept; past it, the shallowest is dropped: once the stops below it are done
+/// with, a read from the newest review covers its stretch again (and may stop anew).
 pub const MAX_STOPS: usize = 100;
 
 /// Where an app's reading stands across runs, and how many runs in a row made no progress.
@@ -98,6 +101,11 @@ pub struct Progress {
     /// review listed after it went out to every destination that wants it, so reading need not
     /// go past it again. Kept while the watermark is below it.
     pub handled: Option<ReviewKey>,
+    /// When the first of the runs whose reading spans runs started (ns): reading on from stops
+    /// leaves the overlap re-scan out, so until a read from the newest review has gone through
+    /// it, the overlap reaches back from here too, and a review published late meanwhile (up to
+    /// the overlap after it was created) is still found.
+    pub rescan_from: Option<i128>,
 }
 
 impl Progress {
@@ -107,12 +115,14 @@ impl Progress {
     /// stretch.
     pub fn stopped(&self, stop: Scan) -> Vec<Scan> {
         let mut stops = self.stops.clone();
-        if stops.len() >= MAX_STOPS
-            || stops
-                .last()
-                .is_some_and(|deepest| stop.reached >= deepest.reached)
+        if stops
+            .last()
+            .is_some_and(|deepest| stop.reached >= deepest.reached)
         {
             stops.pop();
+        }
+        if stops.len() >= MAX_STOPS {
+            stops.remove(0);
         }
         stops.push(stop);
         stops
@@ -143,6 +153,7 @@ impl Progress {
                 deepest: reached,
                 stalls: 0,
                 handled: self.handled.clone(),
+                rescan_from: self.rescan_from,
             };
         }
         let further = reached.as_ref().is_some_and(|reached| {
@@ -163,6 +174,7 @@ impl Progress {
         } else {
             return Progress {
                 handled: self.handled.clone(),
+                rescan_from: self.rescan_from,
                 ..Progress::default()
             };
         };
@@ -171,6 +183,7 @@ impl Progress {
             deepest,
             stalls,
             handled: self.handled.clone(),
+            rescan_from: self.rescan_from,
         }
     }
 }
@@ -227,6 +240,7 @@ mod tests {
         Scan {
             page: Some(format!("https://api.example/p?at={nanos}")),
             reached: key(nanos),
+            tied_above: false,
         }
     }
 
@@ -236,6 +250,7 @@ mod tests {
             deepest: reached.last().map(|&n| key(n)),
             stalls: 0,
             handled: None,
+            rescan_from: None,
         }
     }
 
@@ -286,6 +301,7 @@ mod tests {
                 deepest: Some(key(40)),
                 stalls: 2,
                 handled: None,
+                rescan_from: None,
             }
         );
         assert_eq!(finished.after(0, Vec::new(), false), Progress::default());
@@ -306,15 +322,16 @@ mod tests {
     }
 
     #[test]
-    fn stops_are_bounded_and_the_deepest_is_kept() {
+    fn stops_are_bounded_and_the_shallowest_is_dropped() {
         let many: Vec<i128> = (0..MAX_STOPS as i128).map(|i| 1_000 - i).collect();
         let full = at(&many);
         let stops = full.stopped(scan(1));
         assert_eq!(stops.len(), MAX_STOPS);
         assert_eq!(stops.last().unwrap().reached, key(1));
+        assert_eq!(stops[0].reached, key(999));
         assert_eq!(
             stops[MAX_STOPS - 2].reached,
-            key(1_000 - MAX_STOPS as i128 + 2)
+            full.stops[MAX_STOPS - 1].reached
         );
     }
 }

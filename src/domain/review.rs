@@ -105,22 +105,28 @@ impl Review {
     }
 }
 
+/// A five-star review with only an id and a `createdDate`, for tests.
+#[cfg(test)]
+pub(crate) fn sample(id: &str, date: &str) -> Review {
+    Review::new(
+        id.into(),
+        Some(5),
+        None,
+        None,
+        None,
+        None,
+        date.into(),
+        None,
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn review(id: &str, date: &str) -> Review {
-        Review::new(
-            id.into(),
-            Some(5),
-            None,
-            None,
-            None,
-            None,
-            date.into(),
-            None,
-        )
-        .unwrap()
+        sample(id, date)
     }
 
     #[test]

@@ -29,6 +29,10 @@ impl Watermark {
 pub struct AppState {
     /// Reviews created before this instant (ns since the epoch) are never delivered.
     pub baseline_nanos: i128,
+    /// When the app's first run created the state (ns), if the state says (older states do
+    /// not): no delivery record of its runs can have expired until the retention has passed
+    /// since.
+    pub created_nanos: Option<i128>,
     pub watermark: Option<Watermark>,
     /// The reviews delivered inside the overlap window (older ones are not loaded), by id.
     pub delivered: HashMap<String, Delivered>,
@@ -48,6 +52,7 @@ impl AppState {
     pub fn first_run(now_nanos: i128, backfill_hours: u32) -> Self {
         Self {
             baseline_nanos: (now_nanos - i128::from(backfill_hours) * NANOS_PER_HOUR).max(0),
+            created_nanos: Some(now_nanos),
             ..Self::default()
         }
     }
@@ -58,11 +63,27 @@ impl AppState {
     /// delivered and its record gone.
     pub fn window_start(&self, lookback: Lookback) -> i128 {
         let usual = self.watermark.as_ref().map_or(self.baseline_nanos, |mark| {
-            (mark.key.nanos - lookback.overlap_nanos()).max(self.baseline_nanos)
+            let from = self
+                .progress
+                .rescan_from
+                .map_or(mark.key.nanos, |from| from.min(mark.key.nanos));
+            (from - lookback.overlap_nanos()).max(self.baseline_nanos)
         });
         self.replay_from_nanos
             .map_or(usual, |from| usual.min(from))
-            .max(lookback.floor_nanos())
+            .max(self.floor(lookback))
+    }
+
+    /// Before this instant a review is never new: what the delivery records cover (see
+    /// [`super::coverage_floor`]). While every record this app's runs wrote is still there —
+    /// until the retention less the margin has passed since the state was created — there is no
+    /// such limit, so a long backfill read over many runs loses nothing to the passing time.
+    pub fn floor(&self, lookback: Lookback) -> i128 {
+        let floor = lookback.floor_nanos();
+        match self.created_nanos {
+            Some(created) if created > floor => i128::MIN,
+            _ => floor,
+        }
     }
 
     /// In the window, and not yet delivered to every destination.
@@ -74,7 +95,7 @@ impl AppState {
     /// Reviews the watermark has not passed but that are too old to be new any more: if they
     /// were not delivered, they never will be.
     pub fn out_of_reach(&self, review: &Review, lookback: Lookback) -> bool {
-        review.key().nanos < lookback.floor_nanos()
+        review.key().nanos < self.floor(lookback)
             && self
                 .watermark
                 .as_ref()
@@ -180,17 +201,9 @@ mod tests {
     }
 
     fn review(id: &str, date: &str) -> Review {
-        Review::new(
-            id.into(),
-            Some(4),
-            None,
-            None,
-            None,
-            None,
-            date.into(),
-            None,
-        )
-        .unwrap()
+        let mut review = crate::domain::sample_review(id, date);
+        review.rating = Some(4);
+        review
     }
 
     fn nanos(date: &str) -> i128 {
@@ -268,6 +281,38 @@ mod tests {
             ],
         );
         assert_eq!(ids(&picked), ["late", "4", "6", "9"]);
+    }
+
+    #[test]
+    fn the_records_floor_applies_only_once_the_retention_has_passed_since_the_first_run() {
+        let created = nanos("2024-05-01T00:00:00Z");
+        let state = AppState::first_run(created, 718);
+        let old = review("old", "2024-04-01T02:00:00Z");
+        // 29 days on, every record its runs wrote is there: a 718-hour backfill read over many
+        // runs still takes its oldest review.
+        let lookback = at("2024-05-30T00:00:00Z", 72);
+        assert!(state.is_new(&old, lookback));
+        assert!(!state.out_of_reach(&old, lookback));
+        // 30 days on, less the hour's margin, the floor applies again.
+        let lookback = at("2024-05-30T23:00:00Z", 72);
+        assert_eq!(state.floor(lookback), lookback.floor_nanos());
+        assert!(!state.is_new(&old, lookback));
+        // A state from before `created_ns` was kept: the floor always applies.
+        let older = AppState {
+            created_nanos: None,
+            ..state
+        };
+        assert!(!older.is_new(&old, at("2024-05-02T00:00:00Z", 72)));
+    }
+
+    #[test]
+    fn the_overlap_also_reaches_back_from_when_reading_began_to_span_runs() {
+        let mut state = AppState::first_run(nanos("2024-05-01T00:00:00Z"), 72);
+        state.delivered(&review("w", "2024-05-03T00:00:00Z"), &[], true);
+        let lookback = at("2024-05-03T01:00:00Z", 24);
+        assert_eq!(state.window_start(lookback), nanos("2024-05-02T00:00:00Z"));
+        state.progress.rescan_from = Some(nanos("2024-05-02T12:00:00Z"));
+        assert_eq!(state.window_start(lookback), nanos("2024-05-01T12:00:00Z"));
     }
 
     #[test]

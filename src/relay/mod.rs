@@ -247,9 +247,13 @@ enum AppError {
     #[error("the invocation's time ran short before {0}")]
     OutOfTime(&'static str),
     #[error(
-        "no review delivered and reading got no further back for {0} runs in a row: reading back to where new reviews may start takes longer than one invocation; raise the function's Timeout, or lower BACKFILL_HOURS (or a replay's backfill_hours), or fix the destination that has been failing and holds the watermark back"
+        "no review delivered and reading got no further back for {0} runs in a row: reading back to where new reviews may start takes longer than one invocation; raise the function's Timeout, or lower BACKFILL_HOURS, or fix the destination that has been failing and holds the watermark back"
     )]
     Stalled(u32),
+    #[error(
+        "a replay must read back to the oldest review it may deliver within one invocation, and the time ran short after {0} pages; nothing was delivered: replay fewer hours (backfill_hours), or run it with `review-relay invoke --deadline` set longer"
+    )]
+    ReplayOutOfTime(usize),
     #[error("review {review_id} to {destination}: {source}")]
     Delivery {
         review_id: String,
@@ -338,10 +342,18 @@ async fn relay_app(
         reviews,
         stopped,
         continued,
+        held_back,
+        whole,
     } = read;
+    // A replay reads anew each time and keeps no stops: one that cannot read to the end in
+    // one invocation would stop in the same place every time, so it fails saying so.
+    if stopped.is_some() && state.replay_from_nanos.is_some() {
+        return Err(AppError::ReplayOutOfTime(summary.pages));
+    }
     report_out_of_reach(&state, lookback, &reviews);
     let mut fresh = select_new(&state, lookback, reviews);
-    if stored && stopped.is_none() && !has_work(&state, app, &secret, &fresh) {
+    let rescanned = !continued && whole && state.progress.rescan_from.is_some();
+    if stored && stopped.is_none() && !rescanned && !has_work(&state, app, &secret, &fresh) {
         return Ok(());
     }
 
@@ -390,6 +402,8 @@ async fn relay_app(
             reviews: fresh,
             stopped,
             continued,
+            held_back,
+            whole,
         },
         &secret,
         limit,
@@ -411,6 +425,12 @@ struct Read {
     /// Reading went on from where an earlier run stopped (`Progress::stops`), so it holds only
     /// reviews older than those that run read.
     continued: bool,
+    /// Reviews of the newest instant on the page read on from were left for the stretch above
+    /// (which holds that instant's other reviews): reading may not stop below them yet.
+    held_back: bool,
+    /// Reading got to the window start or the end of the list (not cut short by time, the
+    /// budget or a stretch already handled).
+    whole: bool,
 }
 
 /// Logs reviews the watermark has not passed that are now too old to be delivered safely.
@@ -446,6 +466,8 @@ async fn relay_under_lease(
     let replay = state.replay_from_nanos.is_some();
     let mut handled = before.handled.clone();
     let restarted = !read.continued && !before.stops.is_empty();
+    let held_back = read.held_back;
+    let rescanned = !read.continued && read.whole;
     let (result, stops, ran_short) = match read.stopped {
         Some(scan) => {
             // Nothing can go out before the oldest new review is in hand.
@@ -492,7 +514,7 @@ async fn relay_under_lease(
             } else if read.continued {
                 // The stretch read from the deepest stop down is done with. When it all went
                 // out, the stretch above it need not be read below that stop.
-                if summary.complete == summary.new {
+                if summary.complete == summary.new && !held_back {
                     handled = before.stops.last().map(|stop| stop.reached.clone());
                 }
                 before.unwound()
@@ -519,6 +541,11 @@ async fn relay_under_lease(
         before.clone()
     };
     let mut after = base.after(summary.delivered, stops, ran_short);
+    if after.stops.is_empty() && rescanned && result.is_ok() && !ran_short {
+        after.rescan_from = None;
+    } else if !after.stops.is_empty() && after.rescan_from.is_none() {
+        after.rescan_from = Some(options.now_nanos);
+    }
     after.handled = handled.filter(|handled| {
         state
             .watermark
@@ -868,6 +895,11 @@ async fn fetch_new(
     }
     // Pages read in this read (a start over begins a new one).
     let mut read_pages = 0;
+    let mut top_of_resumed_page = None;
+    // Reading got to the window start (or the end of the list).
+    let mut whole = false;
+    // The oldest instant on the page before this one, in this read.
+    let mut oldest_above = None;
     loop {
         let page_number = summary.pages + 1;
         // Reading is cheap and tells how much waits, so it goes on past `give_up_at`; each
@@ -930,6 +962,16 @@ async fn fetch_new(
             request = PageRequest::First;
             continue;
         }
+        let newest_here = page_reviews.iter().map(|r| r.key().nanos).max();
+        if read_pages == 1 && resume.is_some_and(|scan| scan.tied_above) && continued {
+            top_of_resumed_page = newest_here;
+        }
+        let tied_above = if read_pages == 1 && continued {
+            resume.is_some_and(|scan| scan.tied_above)
+        } else {
+            newest_here.is_some() && newest_here == oldest_above
+        };
+        oldest_above = page_reviews.iter().map(|r| r.key().nanos).min();
         let this_page = match &request {
             PageRequest::First => None,
             PageRequest::Next(link) => Some(link.to_string()),
@@ -944,11 +986,15 @@ async fn fetch_new(
                     .any(|r| r.key() == handled || r.key().nanos < handled.nanos)
             });
         reviews.extend(page_reviews);
-        let Some(next) = next else { break };
+        let Some(next) = next else {
+            whole = true;
+            break;
+        };
         if oldest
             .as_ref()
             .is_none_or(|oldest| oldest.nanos < window_start)
         {
+            whole = true;
             break;
         }
         // Everything after the watermark is in hand; what follows only re-reads the overlap for
@@ -994,30 +1040,51 @@ async fn fetch_new(
         let one_more = continued
             && read_pages == 1
             && limit.is_some_and(|l| Instant::now() + asked_at.elapsed() < l.give_up_at);
+        // A page down to the watermark's very instant leaves only that instant's other reviews
+        // to read: a stop there would start a stretch with nothing to deliver.
+        let at_watermark = state
+            .watermark
+            .as_ref()
+            .zip(oldest.as_ref())
+            .is_some_and(|(mark, oldest)| oldest.nanos <= mark.key.nanos);
         if out_of_time
             && !one_more
+            && !at_watermark
             && let Some(reached) = oldest
         {
             let stopped = Scan {
                 page: this_page,
                 reached,
+                tied_above,
             };
             return Ok((
                 Read {
                     reviews,
                     stopped: Some(stopped),
                     continued,
+                    held_back: false,
+                    whole: false,
                 },
                 secret,
             ));
         }
         request = PageRequest::Next(next);
     }
+    // The newest instant on the page read on from may go on in the page above it, which the
+    // stretch above reads: its reviews go out with that stretch, so ties keep their order.
+    let mut held_back = false;
+    if let Some(top) = top_of_resumed_page.filter(|_| continued) {
+        let read = reviews.len();
+        reviews.retain(|r| r.key().nanos < top);
+        held_back = reviews.len() < read;
+    }
     Ok((
         Read {
             reviews,
             stopped: None,
             continued,
+            held_back,
+            whole,
         },
         secret,
     ))
