@@ -1042,11 +1042,12 @@ async fn fetch_new(
             && limit.is_some_and(|l| Instant::now() + asked_at.elapsed() < l.give_up_at);
         // A page down to the watermark's very instant leaves only that instant's other reviews
         // to read: a stop there would start a stretch with nothing to deliver.
-        let at_watermark = state
-            .watermark
-            .as_ref()
-            .zip(oldest.as_ref())
-            .is_some_and(|(mark, oldest)| oldest.nanos <= mark.key.nanos);
+        let at_watermark = state.replay_from_nanos.is_none()
+            && state
+                .watermark
+                .as_ref()
+                .zip(oldest.as_ref())
+                .is_some_and(|(mark, oldest)| oldest.nanos == mark.key.nanos);
         if out_of_time
             && !one_more
             && !at_watermark
