@@ -541,7 +541,13 @@ async fn relay_under_lease(
         before.clone()
     };
     let mut after = base.after(summary.delivered, stops, ran_short);
-    if after.stops.is_empty() && rescanned && result.is_ok() && !ran_short {
+    // A destination that failed gets a late review only while it is in the overlap window, as
+    // always; anything else that went wrong leaves the re-scan for the next run.
+    let delivered_what_it_could = result
+        .as_ref()
+        .err()
+        .is_none_or(|err| matches!(err, AppError::Delivery { .. }));
+    if after.stops.is_empty() && rescanned && delivered_what_it_could && !ran_short {
         after.rescan_from = None;
     } else if !after.stops.is_empty() && after.rescan_from.is_none() {
         after.rescan_from = Some(options.now_nanos);

@@ -1598,6 +1598,38 @@ async fn after_reading_spanned_runs_the_overlap_also_reaches_back_from_when_they
 }
 
 #[tokio::test]
+async fn a_failing_destination_does_not_keep_the_re_scan_reaching_back_for_ever() {
+    let world = World::new(2);
+    two_destinations(&world);
+    world.notifier.down.lock().unwrap().insert("support".into());
+    let start = parse_instant(NOW).unwrap();
+    let options = |now| RunOptions {
+        backfill_hours: 72,
+        overlap_hours: 24,
+        ..at(&["1"], now)
+    };
+    let one_star: Vec<Review> = spaced("b", 20, start - 30 * HOUR, HOUR)
+        .into_iter()
+        .map(|mut r| {
+            r.rating = Some(1);
+            r
+        })
+        .collect();
+    world.source.set("1", one_star);
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(60);
+    let first = world.run_with(short(options(start), 320, 60)).await;
+    assert_eq!(first.apps[0].status, AppStatus::Deadline, "{first:?}");
+    assert_eq!(state_of(&world).progress.rescan_from, Some(start));
+    *world.source.page_delay.lock().unwrap() = Duration::ZERO;
+    for hour in 1..=3 {
+        let summary = world.run_with(options(start + hour * HOUR)).await;
+        assert_eq!(summary.apps[0].status, AppStatus::Failed, "support is down");
+    }
+    assert_eq!(world.notifier.ids_to("all").len(), 20);
+    assert_eq!(state_of(&world).progress, Progress::default());
+}
+
+#[tokio::test]
 async fn a_review_published_late_while_a_backlog_is_read_over_short_runs_goes_out_once() {
     // A backlog read and delivered over short runs. Meanwhile Apple publishes a review 20 hours
     // after it was created (the overlap is 24), dated below the watermark the runs have reached,
