@@ -248,7 +248,6 @@ async fn where_reading_stopped_is_kept_as_saved_and_stops_in_the_earlier_form_ar
             Scan {
                 page: None,
                 reached: key(5, "on-the-first-page"),
-                tied_above: false,
             },
             Scan {
                 page: Some(
@@ -256,13 +255,13 @@ async fn where_reading_stopped_is_kept_as_saved_and_stops_in_the_earlier_form_ar
                         .into(),
                 ),
                 reached: key(50, "deeper"),
-                tied_above: true,
             },
         ],
         deepest: Some(key(50, "deeper")),
         stalls: 2,
         handled: Some(key(60, "handled")),
         rescan_from: Some(i128::from(clock.now() - 3 * HOUR_NANOS)),
+        rescan_cuts: 1,
     };
     store.save_progress(&app, &progress).await.unwrap();
     let lookback = Lookback {

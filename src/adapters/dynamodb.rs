@@ -5,11 +5,10 @@
 //!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
 //!   `created_ns` (N, when the first run created it; absent in older states), `updated_at`;
 //!   while reading spans runs, `stops` (L of M: `page`, S, the link of the page read last, absent
-//!   for the first page; `reached`, S, the oldest review on it, encoded as `wm`; `tied_above`,
-//!   BOOL, when its newest instant goes on in the page above; the deepest last) and `deepest` (S,
+//!   for the first page; `reached`, S, the oldest review on it, encoded as `wm`; the deepest last) and `deepest` (S,
 //!   encoded as `wm`: the furthest back reading got since the last delivery);
 //!   `handled` (S, encoded as `wm`: every review listed after it went out); `stalls` (N) counts runs in a row
-//!   without progress. `rescan_from_ns` (N): the overlap re-scan also reaches back from this instant.
+//!   without progress. `rescan_from_ns` (N): the overlap re-scan also reaches back from this instant; `rescan_cuts` (N) counts runs in a row that ran out of time before its end.
 //! - `sk = "dest#<destination key>"`: `since_ns` (N), `added_at`; `failing_since_ns` (N) while
 //!   the destination fails (absent: healthy).
 //! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),
@@ -55,6 +54,7 @@ const LEASE_KEPT_SECONDS: i64 = 30 * 86_400;
 const STOPS: &str = "stops";
 const CREATED: &str = "created_ns";
 const RESCAN_FROM: &str = "rescan_from_ns";
+const RESCAN_CUTS: &str = "rescan_cuts";
 const STALLS: &str = "stalls";
 const DEEPEST: &str = "deepest";
 const HANDLED: &str = "handled";
@@ -212,16 +212,7 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
                     .and_then(|v| v.as_s().ok())
                     .and_then(|s| ReviewKey::decode(s))
                     .ok_or_else(malformed_stops)?;
-                let tied_above = stop
-                    .get("tied_above")
-                    .and_then(|v| v.as_bool().ok())
-                    .copied()
-                    .unwrap_or(false);
-                Ok(Some(Scan {
-                    page,
-                    reached,
-                    tied_above,
-                }))
+                Ok(Some(Scan { page, reached }))
             })
             .collect::<Result<Option<Vec<_>>, _>>()?
             .unwrap_or_default(),
@@ -234,6 +225,9 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
         rescan_from: number(item, RESCAN_FROM),
+        rescan_cuts: number(item, RESCAN_CUTS)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
     };
     Ok(AppState {
         baseline_nanos,
@@ -550,9 +544,6 @@ impl StateStore for DynamoStateStore {
                     if let Some(page) = &stop.page {
                         fields.insert("page".to_owned(), s(page));
                     }
-                    if stop.tied_above {
-                        fields.insert("tied_above".to_owned(), AttributeValue::Bool(true));
-                    }
                     AttributeValue::M(fields)
                 })
                 .collect();
@@ -573,7 +564,15 @@ impl StateStore for DynamoStateStore {
             }
             None => remove.push("#handled"),
         }
-        request = request.expression_attribute_names("#rescan", RESCAN_FROM);
+        request = request
+            .expression_attribute_names("#rescan", RESCAN_FROM)
+            .expression_attribute_names("#cuts", RESCAN_CUTS);
+        if progress.rescan_cuts == 0 {
+            remove.push("#cuts");
+        } else {
+            set.push("#cuts = :cuts");
+            request = request.expression_attribute_values(":cuts", n(progress.rescan_cuts));
+        }
         match progress.rescan_from {
             Some(from) => {
                 set.push("#rescan = :rescan");

@@ -73,9 +73,6 @@ pub struct Scan {
     pub page: Option<String>,
     /// The oldest review read so far.
     pub reached: ReviewKey,
-    /// The page's newest instant goes on at the bottom of the page above: its reviews are left
-    /// to the stretch above, which reads that instant's others, so ties keep their order.
-    pub tied_above: bool,
 }
 
 /// The most stops kept; past it, the shallowest is dropped: once the stops below it are done
@@ -106,6 +103,9 @@ pub struct Progress {
     /// it, the overlap reaches back from here too, and a review published late meanwhile (up to
     /// the overlap after it was created) is still found.
     pub rescan_from: Option<i128>,
+    /// Runs in a row whose read from the newest review ran out of time before the end of that
+    /// re-scan; after [`MAX_STALLS`] it is given up, so no run reads far back for ever.
+    pub rescan_cuts: u32,
 }
 
 impl Progress {
@@ -154,6 +154,7 @@ impl Progress {
                 stalls: 0,
                 handled: self.handled.clone(),
                 rescan_from: self.rescan_from,
+                rescan_cuts: self.rescan_cuts,
             };
         }
         let further = reached.as_ref().is_some_and(|reached| {
@@ -175,6 +176,7 @@ impl Progress {
             return Progress {
                 handled: self.handled.clone(),
                 rescan_from: self.rescan_from,
+                rescan_cuts: self.rescan_cuts,
                 ..Progress::default()
             };
         };
@@ -184,6 +186,7 @@ impl Progress {
             stalls,
             handled: self.handled.clone(),
             rescan_from: self.rescan_from,
+            rescan_cuts: self.rescan_cuts,
         }
     }
 }
@@ -240,7 +243,6 @@ mod tests {
         Scan {
             page: Some(format!("https://api.example/p?at={nanos}")),
             reached: key(nanos),
-            tied_above: false,
         }
     }
 
@@ -251,6 +253,7 @@ mod tests {
             stalls: 0,
             handled: None,
             rescan_from: None,
+            rescan_cuts: 0,
         }
     }
 
@@ -302,6 +305,7 @@ mod tests {
                 stalls: 2,
                 handled: None,
                 rescan_from: None,
+                rescan_cuts: 0,
             }
         );
         assert_eq!(finished.after(0, Vec::new(), false), Progress::default());

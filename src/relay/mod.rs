@@ -344,6 +344,7 @@ async fn relay_app(
         continued,
         held_back,
         whole,
+        cut,
     } = read;
     // A replay reads anew each time and keeps no stops: one that cannot read to the end in
     // one invocation would stop in the same place every time, so it fails saying so.
@@ -352,8 +353,9 @@ async fn relay_app(
     }
     report_out_of_reach(&state, lookback, &reviews);
     let mut fresh = select_new(&state, lookback, reviews);
-    let rescanned = !continued && whole && state.progress.rescan_from.is_some();
-    if stored && stopped.is_none() && !rescanned && !has_work(&state, app, &secret, &fresh) {
+    // A read through the re-scan, or cut short before its end, changes where it stands.
+    let rescan_moves = !continued && (whole || cut) && state.progress.rescan_from.is_some();
+    if stored && stopped.is_none() && !rescan_moves && !has_work(&state, app, &secret, &fresh) {
         return Ok(());
     }
 
@@ -404,6 +406,7 @@ async fn relay_app(
             continued,
             held_back,
             whole,
+            cut,
         },
         &secret,
         limit,
@@ -431,6 +434,9 @@ struct Read {
     /// Reading got to the window start or the end of the list (not cut short by time, the
     /// budget or a stretch already handled).
     whole: bool,
+    /// A read from the newest review ran out of time past the watermark, before the window
+    /// start.
+    cut: bool,
 }
 
 /// Logs reviews the watermark has not passed that are now too old to be delivered safely.
@@ -468,6 +474,7 @@ async fn relay_under_lease(
     let restarted = !read.continued && !before.stops.is_empty();
     let held_back = read.held_back;
     let rescanned = !read.continued && read.whole;
+    let rescan_cut = read.cut;
     let (result, stops, ran_short) = match read.stopped {
         Some(scan) => {
             // Nothing can go out before the oldest new review is in hand.
@@ -549,6 +556,17 @@ async fn relay_under_lease(
         .is_none_or(|err| matches!(err, AppError::Delivery { .. }));
     if after.stops.is_empty() && rescanned && delivered_what_it_could && !ran_short {
         after.rescan_from = None;
+        after.rescan_cuts = 0;
+    } else if after.stops.is_empty() && rescan_cut && after.rescan_from.is_some() {
+        after.rescan_cuts += 1;
+        if after.rescan_cuts >= MAX_STALLS {
+            warn!(
+                runs = after.rescan_cuts,
+                "the re-scan back to when reading began to span runs did not fit in a run's time; it is given up, and reviews Apple published late in that time before the overlap window are not looked for"
+            );
+            after.rescan_from = None;
+            after.rescan_cuts = 0;
+        }
     } else if !after.stops.is_empty() && after.rescan_from.is_none() {
         after.rescan_from = Some(options.now_nanos);
     }
@@ -904,8 +922,7 @@ async fn fetch_new(
     let mut top_of_resumed_page = None;
     // Reading got to the window start (or the end of the list).
     let mut whole = false;
-    // The oldest instant on the page before this one, in this read.
-    let mut oldest_above = None;
+    let mut cut = false;
     loop {
         let page_number = summary.pages + 1;
         // Reading is cheap and tells how much waits, so it goes on past `give_up_at`; each
@@ -968,16 +985,14 @@ async fn fetch_new(
             request = PageRequest::First;
             continue;
         }
-        let newest_here = page_reviews.iter().map(|r| r.key().nanos).max();
-        if read_pages == 1 && resume.is_some_and(|scan| scan.tied_above) && continued {
-            top_of_resumed_page = newest_here;
+        // The newest second of the page read again may go on in the page above, which the
+        // stretch above reads: unless that second fills the page, its reviews go out with that
+        // stretch, so ties keep their order.
+        if read_pages == 1 && continued {
+            let newest = page_reviews.iter().map(|r| r.key().nanos).max();
+            let oldest = page_reviews.iter().map(|r| r.key().nanos).min();
+            top_of_resumed_page = newest.filter(|_| oldest < newest);
         }
-        let tied_above = if read_pages == 1 && continued {
-            resume.is_some_and(|scan| scan.tied_above)
-        } else {
-            newest_here.is_some() && newest_here == oldest_above
-        };
-        oldest_above = page_reviews.iter().map(|r| r.key().nanos).min();
         let this_page = match &request {
             PageRequest::First => None,
             PageRequest::Next(link) => Some(link.to_string()),
@@ -1027,6 +1042,7 @@ async fn fetch_new(
         // goes out now, oldest first, and the next runs read down to the watermark, which has
         // moved, instead of through the overlap again.
         if past_watermark && (out_of_time || continued) {
+            cut = out_of_time && !continued;
             info!(
                 page = page_number,
                 "the time left goes to delivering; the overlap re-scan waits for a later run"
@@ -1062,7 +1078,6 @@ async fn fetch_new(
             let stopped = Scan {
                 page: this_page,
                 reached,
-                tied_above,
             };
             return Ok((
                 Read {
@@ -1071,6 +1086,7 @@ async fn fetch_new(
                     continued,
                     held_back: false,
                     whole: false,
+                    cut: false,
                 },
                 secret,
             ));
@@ -1092,6 +1108,7 @@ async fn fetch_new(
             continued,
             held_back,
             whole,
+            cut,
         },
         secret,
     ))

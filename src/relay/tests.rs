@@ -1460,7 +1460,6 @@ async fn a_continued_read_the_store_no_longer_takes_starts_over_from_the_newest_
         .stops = vec![Scan {
         page: Some("http://asc.test/p?offset=99".into()),
         reached: reviews[1].key().clone(),
-        tied_above: false,
     }];
     let summary = world.run_with(at(&["1"], start + 4 * HOUR)).await;
     assert_eq!(summary.apps[0].status, AppStatus::Ok, "{summary:?}");
@@ -1547,15 +1546,20 @@ fn state_of(world: &World) -> AppState {
     world.state.apps.lock().unwrap()[&app("1")].clone()
 }
 
+/// Three days of backfill and one of overlap, at `now`.
+fn overlap_of_a_day(now: i128) -> RunOptions {
+    RunOptions {
+        backfill_hours: 72,
+        overlap_hours: 24,
+        ..at(&["1"], now)
+    }
+}
+
 #[tokio::test]
 async fn after_reading_spanned_runs_the_overlap_also_reaches_back_from_when_they_began() {
     let world = World::new(2);
     let start = parse_instant(NOW).unwrap();
-    let options = |now| RunOptions {
-        backfill_hours: 72,
-        overlap_hours: 24,
-        ..at(&["1"], now)
-    };
+    let options = overlap_of_a_day;
     let backlog: Vec<Review> = (0..20)
         .map(|i| review(&format!("b{i:02}"), &instant(start - 30 * HOUR + i * HOUR)))
         .collect();
@@ -1603,11 +1607,7 @@ async fn a_failing_destination_does_not_keep_the_re_scan_reaching_back_for_ever(
     two_destinations(&world);
     world.notifier.down.lock().unwrap().insert("support".into());
     let start = parse_instant(NOW).unwrap();
-    let options = |now| RunOptions {
-        backfill_hours: 72,
-        overlap_hours: 24,
-        ..at(&["1"], now)
-    };
+    let options = overlap_of_a_day;
     let one_star: Vec<Review> = spaced("b", 20, start - 30 * HOUR, HOUR)
         .into_iter()
         .map(|mut r| {
@@ -1627,6 +1627,43 @@ async fn a_failing_destination_does_not_keep_the_re_scan_reaching_back_for_ever(
     }
     assert_eq!(world.notifier.ids_to("all").len(), 20);
     assert_eq!(state_of(&world).progress, Progress::default());
+}
+
+#[tokio::test]
+async fn a_re_scan_that_never_fits_in_a_run_is_given_up_after_three() {
+    let world = World::new(2);
+    let start = parse_instant(NOW).unwrap();
+    let options = overlap_of_a_day;
+    let reviews = spaced("r", 100, start - 70 * HOUR, HOUR / 2);
+    world.source.set("1", reviews.clone());
+    world.run_with(options(start)).await;
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+    // As if reading had spanned runs from 60 hours ago: the re-scan reaches back 84 hours,
+    // 50 pages, while a run may read 6 or so.
+    world
+        .state
+        .apps
+        .lock()
+        .unwrap()
+        .get_mut(&app("1"))
+        .unwrap()
+        .progress
+        .rescan_from = Some(start - 60 * HOUR);
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    for run in 1..=3 {
+        let summary = world
+            .run_with(short(options(start + run * HOUR), 320, 60))
+            .await;
+        assert!(summary.apps[0].rescan_skipped, "{summary:?}");
+        let progress = state_of(&world).progress;
+        if run < 3 {
+            assert_eq!(progress.rescan_cuts, run as u32);
+            assert!(progress.rescan_from.is_some());
+        } else {
+            assert_eq!(progress, Progress::default());
+        }
+    }
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
 }
 
 #[tokio::test]
@@ -2172,4 +2209,65 @@ async fn retention_of_two_days_with_a_long_backlog_loses_nothing() {
         }
     }
     assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+}
+
+/// 35 reviews a quarter-hour apart, `tie` reviews of one second, 35 more; read over short runs.
+fn world_with_a_tie(tie: i128) -> (World, Vec<Review>) {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let mut reviews = spaced("a", 35, start - 100 * HOUR, HOUR / 4);
+    reviews.extend((0..tie).map(|i| review(&format!("t{i:03}"), &instant(start - 80 * HOUR))));
+    reviews.extend(spaced("z", 35, start - 70 * HOUR, HOUR / 4));
+    world.source.set("1", reviews.clone());
+    *world.source.page_delay.lock().unwrap() = Duration::from_millis(20);
+    *world.notifier.delay.lock().unwrap() = Duration::from_millis(3);
+    (world, reviews)
+}
+
+fn backlog_options(now: i128) -> RunOptions {
+    RunOptions {
+        backfill_hours: 720,
+        retention_days: 60,
+        ..at(&["1"], now)
+    }
+}
+
+#[tokio::test]
+async fn a_second_split_by_a_stop_keeps_its_order_while_new_reviews_move_the_pages() {
+    let (world, mut listed) = world_with_a_tie(25);
+    let start = parse_instant(NOW).unwrap();
+    for run in 0..80i128 {
+        let now = start + run * HOUR / 6;
+        let summary = world.run_with(short(backlog_options(now), 320, 60)).await;
+        if world.notifier.ids("1").len() >= listed.len() && summary.apps[0].status == AppStatus::Ok
+        {
+            break;
+        }
+        for k in 0..3 {
+            listed.push(review(&format!("n{run:03}{k}"), &instant(now + k)));
+        }
+        world.source.set("1", listed.clone());
+    }
+    assert_each_once_in_order(&world.notifier.ids("1"), &listed);
+}
+
+#[tokio::test]
+async fn a_second_spanning_several_pages_at_a_stop_goes_out_once() {
+    let (world, reviews) = world_with_a_tie(38);
+    let start = parse_instant(NOW).unwrap();
+    let summaries = run_short_until_done(&world, backlog_options, start, reviews.len(), 80).await;
+    assert!(
+        summaries.iter().all(|s| s.status != AppStatus::Failed),
+        "{summaries:?}"
+    );
+    let sent = world.notifier.ids("1");
+    let unique: HashSet<&String> = sent.iter().collect();
+    // A second that fills a whole page where reading stopped keeps no order by id (its
+    // reviews are of one instant): each goes out once, and every other review in order.
+    assert_eq!(unique.len(), reviews.len(), "each once: {sent:?}");
+    assert_eq!(sent.len(), reviews.len());
+    let others: Vec<&String> = sent.iter().filter(|id| !id.starts_with('t')).collect();
+    let mut ordered = others.clone();
+    ordered.sort();
+    assert_eq!(others, ordered);
 }
