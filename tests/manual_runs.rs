@@ -33,6 +33,9 @@ async fn a_dry_run_formats_everything_sends_nothing_and_writes_nothing() {
         world.state_items().await.is_empty(),
         "no state, no lease, no delivered ids"
     );
+    process
+        .wait_for_output("run finished", INVOKE_TIMEOUT)
+        .await;
     assert_eq!(
         process.output().matches("dry run: would send").count(),
         3,
@@ -59,6 +62,10 @@ async fn every_run_publishes_four_metrics_without_a_per_app_dimension() {
     world.asc.set_reviews("5102", vec![]);
     let (api, process) = world.lambda("5101,5102");
     ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+    // The process's output is read apart from its answer: wait for the line.
+    process
+        .wait_for_output("CloudWatchMetrics", INVOKE_TIMEOUT)
+        .await;
 
     let docs = metric_documents(&process.output());
     assert_eq!(docs.len(), 1, "{}", process.output());
@@ -78,6 +85,7 @@ async fn every_run_publishes_four_metrics_without_a_per_app_dimension() {
     // Switched off, nothing is published.
     let (api, quiet) = world.lambda_with("5101", &[("EMIT_METRICS", "false")]);
     ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+    quiet.wait_for_output("run finished", INVOKE_TIMEOUT).await;
     assert!(metric_documents(&quiet.output()).is_empty());
 }
 
@@ -225,6 +233,9 @@ async fn mistaken_events_are_refused_by_name_and_nothing_is_sent_or_written() {
     // The same process goes on serving.
     ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
     assert_eq!(world.delivered_to(app), ids);
+    process
+        .wait_for_output("CloudWatchMetrics", INVOKE_TIMEOUT)
+        .await;
     let docs = metric_documents(&process.output());
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["FailedApps"], 0);
