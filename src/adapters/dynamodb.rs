@@ -5,10 +5,12 @@
 //!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
 //!   `created_ns` (N, when the first run created it; absent in older states), `updated_at`;
 //!   while reading spans runs, `stops` (L of M: `page`, S, the link of the page read last, absent
-//!   for the first page; `reached`, S, the oldest review on it, encoded as `wm`; the deepest last) and `deepest` (S,
+//!   for the first page; `reached`, S, the oldest review on it, encoded as `wm`; the deepest
+//!   last) and `deepest` (S,
 //!   encoded as `wm`: the furthest back reading got since the last delivery);
 //!   `handled` (S, encoded as `wm`: every review listed after it went out); `stalls` (N) counts runs in a row
-//!   without progress. `rescan_from_ns` (N): the overlap re-scan also reaches back from this instant; `rescan_cuts` (N) counts runs in a row that ran out of time before its end.
+//!   without progress; `rescan_from_ns` (N): the overlap re-scan also reaches back from this
+//!   instant; `rescan_cuts` (N) counts runs in a row that ran out of time before its end.
 //! - `sk = "dest#<destination key>"`: `since_ns` (N), `added_at`; `failing_since_ns` (N) while
 //!   the destination fails (absent: healthy).
 //! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),

@@ -13,7 +13,8 @@ mod window;
 pub use app_id::{AppId, AppIdError};
 pub use delivery::{is_due, new_destination_start};
 pub use progress::{
-    MAX_STALLS, Outcome, Progress, Scan, failing_since_after, give_up_after_hours, given_up,
+    MAX_STALLS, Outcome, Progress, RescanRead, Scan, failing_since_after, give_up_after_hours,
+    given_up,
 };
 #[cfg(test)]
 pub(crate) use review::sample as sample_review;

@@ -108,7 +108,48 @@ pub struct Progress {
     pub rescan_cuts: u32,
 }
 
+/// How a run's read went, for the re-scan reaching back from when reading began to span runs
+/// (`Progress::rescan_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescanRead {
+    /// From the newest review to the window start, and all it found went out (a destination that
+    /// failed aside: it gets late reviews only while they are in the overlap window).
+    Through,
+    /// From the newest review, out of time past the watermark before the window start.
+    Cut,
+    /// Anything else: read on from a stop, short of budget, or cut short while delivering.
+    Other,
+}
+
 impl Progress {
+    /// Notes what `read` did to the re-scan, in a run starting at `now_nanos`, once the stops
+    /// are settled: stops that appear start it from now; a read through it ends it; after
+    /// [`MAX_STALLS`] cut reads in a row it is given up (returns true), so no run goes on
+    /// reading far back for ever.
+    pub fn rescan_after(&mut self, read: RescanRead, now_nanos: i128) -> bool {
+        if !self.stops.is_empty() {
+            self.rescan_from.get_or_insert(now_nanos);
+            return false;
+        }
+        match read {
+            RescanRead::Through => {
+                self.rescan_from = None;
+                self.rescan_cuts = 0;
+                false
+            }
+            RescanRead::Cut if self.rescan_from.is_some() => {
+                self.rescan_cuts += 1;
+                let given_up = self.rescan_cuts >= MAX_STALLS;
+                if given_up {
+                    self.rescan_from = None;
+                    self.rescan_cuts = 0;
+                }
+                given_up
+            }
+            _ => false,
+        }
+    }
+
     /// The stops after a run that read on from the deepest stop and stopped reading at `stop`
     /// for lack of time. A stop no deeper than the deepest (the listing moved down, as new
     /// reviews came in) takes its place: reading on from it goes down through the other's
@@ -315,6 +356,35 @@ mod tests {
     fn the_first_stop_counts_as_reading_further() {
         let first = Progress::default().after(0, vec![scan(70)], true);
         assert_eq!((first.stalls, first.deepest), (0, Some(key(70))));
+    }
+
+    #[test]
+    fn the_re_scan_starts_with_the_stops_and_ends_read_through_or_after_three_cuts() {
+        let mut reading = at(&[70]);
+        assert!(!reading.rescan_after(RescanRead::Other, 5));
+        assert!(!reading.rescan_after(RescanRead::Through, 9));
+        assert_eq!(
+            reading.rescan_from,
+            Some(5),
+            "set once, kept while stops remain"
+        );
+        reading.stops.clear();
+        let mut through = reading.clone();
+        through.rescan_cuts = 2;
+        assert!(!through.rescan_after(RescanRead::Through, 9));
+        assert_eq!((through.rescan_from, through.rescan_cuts), (None, 0));
+        let mut other = reading.clone();
+        assert!(!other.rescan_after(RescanRead::Other, 9));
+        assert_eq!(other, reading);
+        for cut in 1..MAX_STALLS {
+            assert!(!reading.rescan_after(RescanRead::Cut, 9));
+            assert_eq!((reading.rescan_from, reading.rescan_cuts), (Some(5), cut));
+        }
+        assert!(reading.rescan_after(RescanRead::Cut, 9));
+        assert_eq!((reading.rescan_from, reading.rescan_cuts), (None, 0));
+        let mut none = Progress::default();
+        assert!(!none.rescan_after(RescanRead::Cut, 9));
+        assert_eq!(none, Progress::default());
     }
 
     #[test]

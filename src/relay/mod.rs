@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{
-    AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, Review, Scan, Watermark,
+    AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, RescanRead, Review, Scan, Watermark,
     failing_since_after, give_up_after_hours, given_up, new_destination_start, select_new,
 };
 use crate::ports::{
@@ -337,25 +337,21 @@ async fn relay_app(
     summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
 
     let limit = time_limit(options.deadline, options.deadline_margin);
-    let (read, secret) = fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
-    let Read {
-        reviews,
-        stopped,
-        continued,
-        held_back,
-        whole,
-        cut,
-    } = read;
+    let (mut read, secret) =
+        fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
+    let reviews = std::mem::take(&mut read.reviews);
     // A replay reads anew each time and keeps no stops: one that cannot read to the end in
     // one invocation would stop in the same place every time, so it fails saying so.
-    if stopped.is_some() && state.replay_from_nanos.is_some() {
+    if read.stopped.is_some() && state.replay_from_nanos.is_some() {
         return Err(AppError::ReplayOutOfTime(summary.pages));
     }
     report_out_of_reach(&state, lookback, &reviews);
     let mut fresh = select_new(&state, lookback, reviews);
     // A read through the re-scan, or cut short before its end, changes where it stands.
-    let rescan_moves = !continued && (whole || cut) && state.progress.rescan_from.is_some();
-    if stored && stopped.is_none() && !rescan_moves && !has_work(&state, app, &secret, &fresh) {
+    let rescan_moves =
+        !read.continued && (read.whole || read.cut) && state.progress.rescan_from.is_some();
+    if stored && read.stopped.is_none() && !rescan_moves && !has_work(&state, app, &secret, &fresh)
+    {
         return Ok(());
     }
 
@@ -388,7 +384,7 @@ async fn relay_app(
             state = newer;
             summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
             fresh = select_new(&state, lookback, fresh);
-            if stopped.is_none() && !has_work(&state, app, &secret, &fresh) {
+            if read.stopped.is_none() && !has_work(&state, app, &secret, &fresh) {
                 // The other run did it all.
                 return Ok(());
             }
@@ -402,11 +398,7 @@ async fn relay_app(
         stored,
         Read {
             reviews: fresh,
-            stopped,
-            continued,
-            held_back,
-            whole,
-            cut,
+            ..read
         },
         &secret,
         limit,
@@ -554,21 +546,18 @@ async fn relay_under_lease(
         .as_ref()
         .err()
         .is_none_or(|err| matches!(err, AppError::Delivery { .. }));
-    if after.stops.is_empty() && rescanned && delivered_what_it_could && !ran_short {
-        after.rescan_from = None;
-        after.rescan_cuts = 0;
-    } else if after.stops.is_empty() && rescan_cut && after.rescan_from.is_some() {
-        after.rescan_cuts += 1;
-        if after.rescan_cuts >= MAX_STALLS {
-            warn!(
-                runs = after.rescan_cuts,
-                "the re-scan back to when reading began to span runs did not fit in a run's time; it is given up, and reviews Apple published late in that time before the overlap window are not looked for"
-            );
-            after.rescan_from = None;
-            after.rescan_cuts = 0;
-        }
-    } else if !after.stops.is_empty() && after.rescan_from.is_none() {
-        after.rescan_from = Some(options.now_nanos);
+    let rescan = if rescanned && delivered_what_it_could && !ran_short {
+        RescanRead::Through
+    } else if rescan_cut {
+        RescanRead::Cut
+    } else {
+        RescanRead::Other
+    };
+    if after.rescan_after(rescan, options.now_nanos) {
+        warn!(
+            runs = MAX_STALLS,
+            "the re-scan back to when reading began to span runs did not fit in a run's time; it is given up, and reviews Apple published late in that time before the overlap window are not looked for"
+        );
     }
     after.handled = handled.filter(|handled| {
         state
@@ -1096,7 +1085,7 @@ async fn fetch_new(
     // The newest instant on the page read on from may go on in the page above it, which the
     // stretch above reads: its reviews go out with that stretch, so ties keep their order.
     let mut held_back = false;
-    if let Some(top) = top_of_resumed_page.filter(|_| continued) {
+    if let Some(top) = top_of_resumed_page {
         let read = reviews.len();
         reviews.retain(|r| r.key().nanos < top);
         held_back = reviews.len() < read;
