@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
 use crate::adapters::appstore::AppStoreClient;
+use crate::adapters::credentials::SecretHandle;
 use crate::adapters::dry_run::{ReadOnlyState, Rehearsal};
 use crate::adapters::dynamodb::DynamoStateStore;
 use crate::adapters::metrics;
@@ -18,7 +19,7 @@ use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
 use crate::event::{EventRefused, Request};
 use crate::relay::{
-    Deps, RunOptions, RunSummary, TestSummary, run_once, send_test_message, time_limit,
+    Deps, RunOptions, RunSummary, Sources, TestSummary, run_once, send_test_message, time_limit,
 };
 
 /// What time it is, in nanoseconds since the Unix epoch: the system clock, or one a test moves.
@@ -32,7 +33,7 @@ pub fn system_clock() -> Clock {
 /// Everything built once per cold start.
 pub struct Relay {
     config: Config,
-    secrets: SecretsManagerSecrets,
+    secrets: Arc<SecretsManagerSecrets>,
     source: AppStoreClient,
     state: DynamoStateStore,
     notifier: WebhookNotifier,
@@ -104,14 +105,17 @@ impl Relay {
     /// Over an AWS configuration already loaded, and the HTTP client for App Store Connect and
     /// webhooks.
     pub fn with_aws(config: Config, aws: &aws_config::SdkConfig, http: reqwest::Client) -> Self {
+        let secrets = Arc::new(SecretsManagerSecrets::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            config.secret_id.clone(),
+            config.webhook_format,
+        ));
+        let handle = SecretHandle::new(secrets.clone());
         Self {
-            secrets: SecretsManagerSecrets::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                config.secret_id.clone(),
-                config.webhook_format,
-            ),
+            secrets,
             source: AppStoreClient::new(
                 http.clone(),
+                handle,
                 config.asc_base_url.clone(),
                 config.asc_retry,
             ),
@@ -205,8 +209,11 @@ impl Relay {
 
     fn deps(&self) -> Deps<'_> {
         Deps {
-            secrets: &self.secrets,
-            source: &self.source,
+            secrets: self.secrets.as_ref(),
+            sources: Sources {
+                app_store: Some(&self.source),
+                google_play: None,
+            },
             state: &self.state,
             notifier: &self.notifier,
         }

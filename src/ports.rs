@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::domain::{AppId, AppState, Lookback, Progress, Review, Watermark};
-use crate::secret::{ApiKey, Destination, RelaySecret};
+use crate::secret::{Destination, RelaySecret};
 
 /// How long an app's work may go on in this invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,46 +63,43 @@ pub enum SecretError {
     },
 }
 
-/// Where a page of reviews is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PageRequest {
+/// Where a page of reviews is read from. The relay keeps a cursor, saves it and compares it
+/// for equality; only the store's adapter knows what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Cursor {
     First,
-    /// A `links.next` URL as the previous page gave it, already resolved against that page's URL.
-    Next(url::Url),
+    /// What the previous page said comes next.
+    Next(String),
 }
 
 /// One page of an app's reviews, newest first.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub reviews: Vec<Review>,
-    pub next: Option<url::Url>,
+    /// `None` on the last page.
+    pub next: Option<Cursor>,
 }
 
+/// A store's reviews. Each adapter owns its credentials (read through [`Secrets`]), its token
+/// cache, the refresh after a refused token and its rate budget.
 #[async_trait]
 pub trait ReviewSource: Send + Sync {
     /// Reads one page, retrying rate limits and server faults within `limit`.
     async fn page(
         &self,
-        key: &ApiKey,
         app: &AppId,
-        request: &PageRequest,
+        cursor: &Cursor,
         limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError>;
 
-    /// Drops any cached token, so the next request signs a fresh one.
-    fn forget_token(&self);
-
-    /// What Apple's last answer said is left of the key's hourly request budget, if it said.
-    fn budget(&self) -> Option<RateBudget>;
+    /// Whether optional reads (re-reading the overlap window for late reviews) may be spent now.
+    fn optional_reads_affordable(&self, _app: &AppId) -> bool {
+        true
+    }
 
     /// The app's name as people know it, for messages; `None` when it cannot be had (messages
     /// then name the app by its id). Never an error: a message goes out without it.
-    async fn app_name(
-        &self,
-        _key: &ApiKey,
-        _app: &AppId,
-        _limit: Option<TimeLimit>,
-    ) -> Option<String> {
+    async fn app_name(&self, _app: &AppId, _limit: Option<TimeLimit>) -> Option<String> {
         None
     }
 }
@@ -167,6 +164,8 @@ pub enum SourceError {
     Unparseable(String),
     #[error("links.next points outside ASC_BASE_URL's origin; refusing to send the token there")]
     ForeignNext,
+    #[error("{0}")]
+    Secret(#[from] SecretError),
 }
 
 /// An app's lease as one read found it.

@@ -6,10 +6,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use review_relay::adapters::appstore::AppStoreClient;
+use review_relay::adapters::credentials::SecretHandle;
 use review_relay::config::RetryPolicy;
 use review_relay::domain::AppId;
-use review_relay::ports::{PageRequest, ReviewSource, TimeLimit};
-use review_relay::secret::{ApiKey, RelaySecret};
+use review_relay::ports::{Cursor, ReviewSource, TimeLimit};
+use review_relay::secret::RelaySecret;
 use secrecy::SecretString;
 use support::asc::{AscConfig, AscDouble, review};
 use support::keys;
@@ -23,20 +24,23 @@ fn client(asc: &AscDouble) -> AppStoreClient {
         request_timeout: Duration::from_secs(10),
     };
     let base = url::Url::parse(&asc.base_url()).unwrap();
-    AppStoreClient::new(reqwest::Client::new(), base, retry)
+    AppStoreClient::new(
+        reqwest::Client::new(),
+        SecretHandle::fixed(secret()),
+        base,
+        retry,
+    )
 }
 
 /// The fixture key, read the way the relay reads its secret.
-fn api_key() -> ApiKey {
+fn secret() -> RelaySecret {
     let secret = serde_json::json!({
         "issuer_id": keys::ISSUER_ID,
         "key_id": keys::KEY_ID,
         "private_key": keys::PRIVATE_KEY_P8,
         "webhook_url": "https://example.com/hook",
     });
-    RelaySecret::parse(&SecretString::from(secret.to_string()), None)
-        .unwrap()
-        .api_key
+    RelaySecret::parse(&SecretString::from(secret.to_string()), None).unwrap()
 }
 
 fn app(id: &str) -> AppId {
@@ -66,7 +70,7 @@ async fn published_replies_arrive_with_their_reviews() {
     asc.set_response_in_state("10", "b", "Not yet", "PENDING_PUBLISH");
 
     let page = client(&asc)
-        .page(&api_key(), &app("10"), &PageRequest::First, None)
+        .page(&app("10"), &Cursor::First, None)
         .await
         .unwrap();
     let replies: Vec<_> = page
@@ -102,11 +106,10 @@ async fn the_app_name_is_read_once_per_cold_start() {
     let asc = AscDouble::start(AscConfig::team());
     asc.set_app_name("20", "Tally & Co");
     let source = client(&asc);
-    let key = api_key();
 
     for _ in 0..3 {
         assert_eq!(
-            source.app_name(&key, &app("20"), None).await.as_deref(),
+            source.app_name(&app("20"), None).await.as_deref(),
             Some("Tally & Co")
         );
     }
@@ -120,12 +123,11 @@ async fn the_app_name_is_read_once_per_cold_start() {
 async fn a_failed_lookup_is_none_and_not_asked_again_at_once() {
     let asc = AscDouble::start(AscConfig::team());
     let source = client(&asc);
-    let key = api_key();
 
     // Unknown to the double: 404.
-    assert_eq!(source.app_name(&key, &app("30"), None).await, None);
+    assert_eq!(source.app_name(&app("30"), None).await, None);
     asc.set_app_name("30", "Late");
-    assert_eq!(source.app_name(&key, &app("30"), None).await, None);
+    assert_eq!(source.app_name(&app("30"), None).await, None);
     assert_eq!(
         asc.app_lookups("30"),
         1,
@@ -139,14 +141,13 @@ async fn the_lookup_keeps_within_the_time_limit() {
     asc.set_app_name("40", "Slow");
     asc.set_delay(Duration::from_secs(3));
     let source = client(&asc);
-    let key = api_key();
 
     let now = Instant::now();
     let limit = TimeLimit {
         give_up_at: now + Duration::from_millis(200),
         finish_by: now + Duration::from_millis(400),
     };
-    assert_eq!(source.app_name(&key, &app("40"), Some(limit)).await, None);
+    assert_eq!(source.app_name(&app("40"), Some(limit)).await, None);
     assert!(
         now.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -159,6 +160,6 @@ async fn the_lookup_keeps_within_the_time_limit() {
         give_up_at: Instant::now(),
         finish_by: Instant::now() + Duration::from_secs(5),
     };
-    assert_eq!(source.app_name(&key, &app("41"), Some(spent)).await, None);
+    assert_eq!(source.app_name(&app("41"), Some(spent)).await, None);
     assert_eq!(asc.app_lookups("41"), 0);
 }

@@ -2,6 +2,7 @@
 
 pub mod appstore;
 pub mod aws_http;
+pub mod credentials;
 pub mod dry_run;
 pub mod dynamodb;
 pub mod metrics;

@@ -10,7 +10,7 @@ mod state;
 mod territory;
 mod window;
 
-pub use app_id::{AppId, AppIdError};
+pub use app_id::{AppId, AppIdError, Store};
 pub use delivery::{is_due, new_destination_start};
 pub use progress::{
     MAX_STALLS, Outcome, Progress, RescanRead, Scan, failing_since_after, give_up_after_hours,

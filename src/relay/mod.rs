@@ -1,21 +1,20 @@
 //! The use case: one run over every configured app. Plain async code over the ports.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::Mutex;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{
-    AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, RescanRead, Review, Scan, Watermark,
-    failing_since_after, give_up_after_hours, given_up, new_destination_start, select_new,
+    AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, RescanRead, Review, Scan, Store,
+    Watermark, failing_since_after, give_up_after_hours, given_up, new_destination_start,
+    select_new,
 };
 use crate::ports::{
-    Notifier, Page, PageRequest, RateBudget, ReviewSource, SecretError, Secrets, Snapshot,
-    SourceError, StateError, StateStore, TimeLimit,
+    Cursor, Notifier, Page, ReviewSource, SecretError, Secrets, Snapshot, SourceError, StateError,
+    StateStore, TimeLimit,
 };
 use crate::secret::{Destination, RelaySecret};
 
@@ -31,9 +30,25 @@ const FINISH_AHEAD: Duration = Duration::from_secs(1);
 
 pub struct Deps<'a> {
     pub secrets: &'a dyn Secrets,
-    pub source: &'a dyn ReviewSource,
+    pub sources: Sources<'a>,
     pub state: &'a dyn StateStore,
     pub notifier: &'a dyn Notifier,
+}
+
+/// One source per store; `None` for a store this deployment does not read.
+#[derive(Clone, Copy, Default)]
+pub struct Sources<'a> {
+    pub app_store: Option<&'a dyn ReviewSource>,
+    pub google_play: Option<&'a dyn ReviewSource>,
+}
+
+impl<'a> Sources<'a> {
+    pub fn of(&self, store: Store) -> Option<&'a dyn ReviewSource> {
+        match store {
+            Store::AppStore => self.app_store,
+            Store::GooglePlay => self.google_play,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -153,19 +168,13 @@ impl RunSummary {
 /// Runs every app once: fetch what is new, deliver it oldest first, advance the watermark after
 /// each delivery. One app's failure does not stop the others.
 pub async fn run_once(deps: &Deps<'_>, options: &RunOptions) -> RunSummary {
-    let secret = match deps.secrets.load(false).await {
-        Ok(secret) => secret,
-        Err(err) => return everyone_failed(&options.apps, &err),
-    };
-    let credentials = Credentials {
-        secrets: deps.secrets,
-        source: deps.source,
-        current: Mutex::new((secret, false)),
-    };
+    if let Err(err) = deps.secrets.load(false).await {
+        return everyone_failed(&options.apps, &err);
+    }
     let apps = futures_util::stream::iter(&options.apps)
         .map(|app| {
             let span = info_span!("app", app_id = %app);
-            run_app(deps, &credentials, options, app).instrument(span)
+            run_app(deps, options, app).instrument(span)
         })
         .buffered(APP_CONCURRENCY)
         .collect()
@@ -204,38 +213,6 @@ impl AppSummary {
     }
 }
 
-/// The secret in use, re-read at most once per run when App Store Connect rejects the key.
-struct Credentials<'a> {
-    secrets: &'a dyn Secrets,
-    source: &'a dyn ReviewSource,
-    current: Mutex<(Arc<RelaySecret>, bool)>,
-}
-
-impl Credentials<'_> {
-    async fn current(&self) -> Arc<RelaySecret> {
-        self.current.lock().await.0.clone()
-    }
-
-    /// After a 401 with `rejected`: the secret to retry with, or `None` when a retry is pointless.
-    async fn after_rejection(
-        &self,
-        rejected: &Arc<RelaySecret>,
-    ) -> Result<Option<Arc<RelaySecret>>, SecretError> {
-        let mut current = self.current.lock().await;
-        if !Arc::ptr_eq(&current.0, rejected) {
-            return Ok(Some(current.0.clone()));
-        }
-        if current.1 {
-            return Ok(None);
-        }
-        current.1 = true;
-        warn!("App Store Connect rejected the token; signing a new one with the secret read again");
-        self.source.forget_token();
-        current.0 = self.secrets.load(true).await?;
-        Ok(Some(current.0.clone()))
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 enum AppError {
     #[error("{0}")]
@@ -244,6 +221,8 @@ enum AppError {
     Source { page: usize, source: SourceError },
     #[error("{0}")]
     Secret(#[from] SecretError),
+    #[error("{} apps are not configured in this deployment", .0.name())]
+    NoSource(Store),
     #[error("the invocation's time ran short before {0}")]
     OutOfTime(&'static str),
     #[error(
@@ -281,14 +260,9 @@ impl AppError {
     }
 }
 
-async fn run_app(
-    deps: &Deps<'_>,
-    credentials: &Credentials<'_>,
-    options: &RunOptions,
-    app: &AppId,
-) -> AppSummary {
+async fn run_app(deps: &Deps<'_>, options: &RunOptions, app: &AppId) -> AppSummary {
     let mut summary = AppSummary::new(app);
-    if let Err(err) = relay_app(deps, credentials, options, app, &mut summary).await {
+    if let Err(err) = relay_app(deps, options, app, &mut summary).await {
         summary = summary.failed(err.to_string());
         // A request cut off, or not started, because the time was up is the deadline's doing:
         // the next run, with its full time, resumes from here. Any other failure stays one.
@@ -316,7 +290,6 @@ async fn run_app(
 /// is something to write: a run that finds nothing new reads the table once and writes nothing.
 async fn relay_app(
     deps: &Deps<'_>,
-    credentials: &Credentials<'_>,
     options: &RunOptions,
     app: &AppId,
     summary: &mut AppSummary,
@@ -337,8 +310,13 @@ async fn relay_app(
     summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
 
     let limit = time_limit(options.deadline, options.deadline_margin);
-    let (mut read, secret) =
-        fetch_new(deps, credentials, options, app, &state, limit, summary).await?;
+    let source = deps
+        .sources
+        .of(app.store())
+        .ok_or(AppError::NoSource(app.store()))?;
+    let mut read = fetch_new(source, options, app, &state, limit, summary).await?;
+    // The secret as the source last read it (it reads it again when the store refuses a key).
+    let secret = deps.secrets.load(false).await?;
     let reviews = std::mem::take(&mut read.reviews);
     // A replay reads anew each time and keeps no stops: one that cannot read to the end in
     // one invocation would stop in the same place every time, so it fails saying so.
@@ -659,7 +637,10 @@ async fn relay_leased(
     let app_name = if queues.is_empty() {
         None
     } else {
-        deps.source.app_name(&secret.api_key, app, limit).await
+        match deps.sources.of(app.store()) {
+            Some(source) => source.app_name(app, limit).await,
+            None => None,
+        }
     };
 
     // One message at a time to each destination in turn. A destination that fails gets nothing
@@ -862,15 +843,13 @@ pub fn time_limit(deadline: Option<Instant>, margin: Duration) -> Option<TimeLim
 /// it goes out oldest first, and per-app order holds; the reviews above the stop are read again
 /// by a later run.
 async fn fetch_new(
-    deps: &Deps<'_>,
-    credentials: &Credentials<'_>,
+    source: &dyn ReviewSource,
     options: &RunOptions,
     app: &AppId,
     state: &AppState,
     limit: Option<TimeLimit>,
     summary: &mut AppSummary,
-) -> Result<(Read, Arc<RelaySecret>), AppError> {
-    let mut secret = credentials.current().await;
+) -> Result<Read, AppError> {
     let window_start = state.window_start(options.lookback());
     // Reading stops by halfway to `give_up_at`, so a run that must stop short still has time to
     // deliver or to save where it stopped.
@@ -886,22 +865,13 @@ async fn fetch_new(
         .stops
         .last()
         .filter(|_| state.replay_from_nanos.is_none());
-    let mut request = PageRequest::First;
+    let mut request = Cursor::First;
     if let Some(Some(page)) = resume.map(|scan| &scan.page) {
-        match url::Url::parse(page) {
-            Ok(page) => {
-                followed.insert(page_identity(&page));
-                request = PageRequest::Next(page);
-            }
-            Err(_) => warn!(
-                "the saved link to read on from is not a URL; reading from the newest review again"
-            ),
-        }
+        request = Cursor::Next(page.clone());
+        followed.insert(request.clone());
     }
     // Reading on from a stop reads its page again, which must prove that nothing moved past it.
-    let mut resumed_at = resume
-        .filter(|scan| scan.page.is_none() || matches!(request, PageRequest::Next(_)))
-        .map(|scan| scan.reached.clone());
+    let mut resumed_at = resume.map(|scan| scan.reached.clone());
     let mut continued = resumed_at.is_some();
     if continued {
         info!("reading on from where an earlier run stopped");
@@ -920,18 +890,7 @@ async fn fetch_new(
             return Err(AppError::OutOfTime("reading the reviews"));
         }
         let asked_at = Instant::now();
-        let page = match deps
-            .source
-            .page(&secret.api_key, app, &request, limit)
-            .await
-        {
-            Err(SourceError::Unauthorized) => match credentials.after_rejection(&secret).await? {
-                Some(fresh) => {
-                    secret = fresh;
-                    continue;
-                }
-                None => Err(SourceError::Unauthorized),
-            },
+        let page = match source.page(app, &request, limit).await {
             // The store may no longer take a link an earlier run saved: start over.
             Err(
                 err @ (SourceError::Status { .. }
@@ -942,7 +901,7 @@ async fn fetch_new(
                 continued = false;
                 resumed_at = None;
                 followed.clear();
-                request = PageRequest::First;
+                request = Cursor::First;
                 continue;
             }
             other => other,
@@ -971,7 +930,7 @@ async fn fetch_new(
             resumed_at = None;
             read_pages = 0;
             followed.clear();
-            request = PageRequest::First;
+            request = Cursor::First;
             continue;
         }
         // The newest second of the page read again may go on in the page above, which the
@@ -983,8 +942,8 @@ async fn fetch_new(
             top_of_resumed_page = newest.filter(|_| oldest < newest);
         }
         let this_page = match &request {
-            PageRequest::First => None,
-            PageRequest::Next(link) => Some(link.to_string()),
+            Cursor::First => None,
+            Cursor::Next(cursor) => Some(cursor.clone()),
         };
         let oldest = page_reviews.iter().map(Review::key).min().cloned();
         // Reading has passed where a stretch that went out whole began: every review from here
@@ -1019,10 +978,10 @@ async fn fetch_new(
             break;
         }
         let out_of_time = read_until.is_some_and(|until| Instant::now() >= until);
-        if past_watermark && !RateBudget::allows_optional(deps.source.budget()) {
+        if past_watermark && !source.optional_reads_affordable(app) {
             info!(
                 page = page_number,
-                "App Store Connect's hourly budget is low; the overlap re-scan waits for a later run"
+                "the store's request budget is low; the overlap re-scan waits for a later run"
             );
             summary.rescan_skipped = true;
             break;
@@ -1039,10 +998,10 @@ async fn fetch_new(
             summary.rescan_skipped = true;
             break;
         }
-        if !followed.insert(page_identity(&next)) {
+        if !followed.insert(next.clone()) {
             warn!(
                 page = page_number,
-                "links.next repeats an earlier page; stopping here"
+                "the store's next page repeats an earlier page; stopping here"
             );
             break;
         }
@@ -1068,19 +1027,16 @@ async fn fetch_new(
                 page: this_page,
                 reached,
             };
-            return Ok((
-                Read {
-                    reviews,
-                    stopped: Some(stopped),
-                    continued,
-                    held_back: false,
-                    whole: false,
-                    cut: false,
-                },
-                secret,
-            ));
+            return Ok(Read {
+                reviews,
+                stopped: Some(stopped),
+                continued,
+                held_back: false,
+                whole: false,
+                cut: false,
+            });
         }
-        request = PageRequest::Next(next);
+        request = next;
     }
     // The newest instant on the page read on from may go on in the page above it, which the
     // stretch above reads: its reviews go out with that stretch, so ties keep their order.
@@ -1090,24 +1046,14 @@ async fn fetch_new(
         reviews.retain(|r| r.key().nanos < top);
         held_back = reviews.len() < read;
     }
-    Ok((
-        Read {
-            reviews,
-            stopped: None,
-            continued,
-            held_back,
-            whole,
-            cut,
-        },
-        secret,
-    ))
-}
-
-/// A page is the same page when its cursor is, whatever else the URL says.
-fn page_identity(url: &url::Url) -> String {
-    url.query_pairs()
-        .find(|(name, _)| name == "cursor")
-        .map_or_else(|| url.to_string(), |(_, cursor)| format!("cursor:{cursor}"))
+    Ok(Read {
+        reviews,
+        stopped: None,
+        continued,
+        held_back,
+        whole,
+        cut,
+    })
 }
 
 mod test_message;

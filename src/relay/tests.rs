@@ -1,8 +1,8 @@
 //! Given/When/Then on in-memory ports.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use super::*;
 use crate::domain::{Delivered, Progress, parse_instant};
 use crate::ports::{DeliveryError, Lease, Snapshot};
-use crate::secret::{ApiKey, Destination};
+use crate::secret::Destination;
 
 const NOW: &str = "2024-06-01T12:00:00Z";
 
@@ -71,8 +71,8 @@ struct FakeSource {
     reviews: Mutex<HashMap<AppId, Vec<Review>>>,
     page_size: usize,
     requests: AtomicUsize,
-    rejections_left: AtomicUsize,
-    budget: Mutex<Option<crate::ports::RateBudget>>,
+    /// Optional reads are not affordable, as with a store's request budget running low.
+    budget_low: std::sync::atomic::AtomicBool,
     /// How long each page takes.
     page_delay: Mutex<Duration>,
     /// Every page is refused with 401, as with a revoked key.
@@ -85,8 +85,7 @@ impl FakeSource {
             reviews: Mutex::default(),
             page_size,
             requests: AtomicUsize::new(0),
-            rejections_left: AtomicUsize::new(0),
-            budget: Mutex::new(None),
+            budget_low: std::sync::atomic::AtomicBool::new(false),
             page_delay: Mutex::new(Duration::ZERO),
             revoked: std::sync::atomic::AtomicBool::new(false),
         }
@@ -102,9 +101,8 @@ impl FakeSource {
 impl ReviewSource for FakeSource {
     async fn page(
         &self,
-        _key: &ApiKey,
         app: &AppId,
-        request: &PageRequest,
+        request: &Cursor,
         _limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError> {
         self.requests.fetch_add(1, Ordering::SeqCst);
@@ -113,18 +111,11 @@ impl ReviewSource for FakeSource {
         if self.revoked.load(Ordering::SeqCst) {
             return Err(SourceError::Unauthorized);
         }
-        if self
-            .rejections_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(SourceError::Unauthorized);
-        }
         let all = self.reviews.lock().unwrap().get(app).cloned();
         let all = all.ok_or_else(|| SourceError::AppNotFound(app.clone()))?;
         let offset = match request {
-            PageRequest::First => 0,
-            PageRequest::Next(url) => url.query().unwrap()["offset=".len()..].parse().unwrap(),
+            Cursor::First => 0,
+            Cursor::Next(offset) => offset.parse().unwrap(),
         };
         if offset > all.len() {
             // As Apple answers a cursor it no longer knows.
@@ -135,18 +126,15 @@ impl ReviewSource for FakeSource {
             });
         }
         let end = (offset + self.page_size).min(all.len());
-        let next = (end < all.len())
-            .then(|| url::Url::parse(&format!("http://asc.test/p?offset={end}")).unwrap());
+        let next = (end < all.len()).then(|| Cursor::Next(end.to_string()));
         Ok(Page {
             reviews: all[offset..end].to_vec(),
             next,
         })
     }
 
-    fn forget_token(&self) {}
-
-    fn budget(&self) -> Option<crate::ports::RateBudget> {
-        *self.budget.lock().unwrap()
+    fn optional_reads_affordable(&self, _app: &AppId) -> bool {
+        !self.budget_low.load(Ordering::SeqCst)
     }
 }
 
@@ -486,7 +474,10 @@ impl World {
     async fn run_with(&self, options: RunOptions) -> RunSummary {
         let deps = Deps {
             secrets: &self.secrets,
-            source: &self.source,
+            sources: Sources {
+                app_store: Some(&self.source),
+                google_play: None,
+            },
             state: &self.state,
             notifier: &self.notifier,
         };
@@ -597,32 +588,6 @@ async fn one_app_failing_does_not_stop_the_others() {
         message.starts_with("1 of 2 apps failed: 1: page 1: app 1 was not found"),
         "{message}"
     );
-}
-
-#[tokio::test]
-async fn a_rejected_key_is_retried_once_with_the_secret_read_again() {
-    let world = World::new(5);
-    world
-        .source
-        .set("1", vec![review("r", "2024-06-01T11:00:00Z")]);
-    world.source.rejections_left.store(1, Ordering::SeqCst);
-    let summary = world.run(&["1"]).await;
-    assert_eq!(summary.apps[0].status, AppStatus::Ok);
-    assert_eq!(world.secrets.loads.load(Ordering::SeqCst), 2);
-
-    world.source.rejections_left.store(10, Ordering::SeqCst);
-    world
-        .source
-        .set("1", vec![review("s", "2024-06-01T11:30:00Z")]);
-    let summary = world.run(&["1"]).await;
-    assert_eq!(summary.apps[0].status, AppStatus::Failed);
-    assert!(summary.apps[0].error.as_deref().unwrap().contains("401"));
-    assert_eq!(
-        world.source.requests.load(Ordering::SeqCst),
-        1 + 1 + 2,
-        "one retry, not a loop"
-    );
-    assert_eq!(world.notifier.ids("1"), ["r"]);
 }
 
 #[tokio::test]
@@ -903,16 +868,13 @@ async fn with_apples_budget_low_the_overlap_re_scan_waits_for_a_later_run() {
     later.push(review("late", "2024-06-01T08:30:00Z"));
     later.push(review("e", "2024-06-01T11:30:00Z"));
     world.source.set("1", later);
-    *world.source.budget.lock().unwrap() = Some(crate::ports::RateBudget {
-        limit: 3_500,
-        remaining: 800,
-    });
+    world.source.budget_low.store(true, Ordering::SeqCst);
     let low = world.run(&["1"]).await;
     assert!(low.apps[0].rescan_skipped);
     assert_eq!(low.apps[0].pages, 2, "up to the watermark, no further");
     assert_eq!(world.notifier.ids("1"), ["a", "b", "c", "d", "e"]);
 
-    *world.source.budget.lock().unwrap() = None;
+    world.source.budget_low.store(false, Ordering::SeqCst);
     let full = world.run(&["1"]).await;
     assert!(!full.apps[0].rescan_skipped);
     assert_eq!(world.notifier.ids("1"), ["a", "b", "c", "d", "e", "late"]);
@@ -1449,7 +1411,7 @@ async fn a_continued_read_the_store_no_longer_takes_starts_over_from_the_newest_
         .unwrap()
         .progress
         .stops = vec![Scan {
-        page: Some("http://asc.test/p?offset=99".into()),
+        page: Some("99".into()),
         reached: reviews[1].key().clone(),
     }];
     let summary = world.run_with(at(&["1"], start + 4 * HOUR)).await;
@@ -1583,10 +1545,7 @@ async fn after_reading_spanned_runs_the_overlap_also_reaches_back_from_when_they
     assert_eq!(state_of(&world).progress.rescan_from, Some(start));
     *world.source.page_delay.lock().unwrap() = Duration::ZERO;
     // Apple's budget is low from now on, so runs read no further than the watermark.
-    *world.source.budget.lock().unwrap() = Some(crate::ports::RateBudget {
-        limit: 3_500,
-        remaining: 800,
-    });
+    world.source.budget_low.store(true, Ordering::SeqCst);
     for hour in 1..=2 {
         world.run_with(options(start + hour * HOUR)).await;
     }
@@ -1600,7 +1559,7 @@ async fn after_reading_spanned_runs_the_overlap_also_reaches_back_from_when_they
     assert!(busy.apps[0].rescan_skipped, "{busy:?}");
     assert!(!world.notifier.ids("1").contains(&"late".to_owned()));
     // The first run with budget to spare reads back to the overlap before the runs began.
-    *world.source.budget.lock().unwrap() = None;
+    world.source.budget_low.store(false, Ordering::SeqCst);
     let spare = world.run_with(options(start + 29 * HOUR)).await;
     assert_eq!(spare.apps[0].status, AppStatus::Ok, "{spare:?}");
     assert_eq!(
@@ -2097,7 +2056,10 @@ async fn a_record_write_failing_mid_stretch_repeats_one_message_and_loses_nothin
     };
     let deps = Deps {
         secrets: &world.secrets,
-        source: &world.source,
+        sources: Sources {
+            app_store: Some(&world.source),
+            google_play: None,
+        },
         state: &flaky,
         notifier: &world.notifier,
     };

@@ -16,9 +16,10 @@ use crate::adapters::retry::{Attempt, retry_after, with_retries};
 use crate::config::RetryPolicy;
 use url::Url;
 
+use crate::adapters::credentials::SecretHandle;
 use crate::domain::AppId;
-use crate::ports::{Page, PageRequest, RateBudget, ReviewSource, SourceError, TimeLimit};
-use crate::secret::ApiKey;
+use crate::ports::{Cursor, Page, RateBudget, ReviewSource, SourceError, TimeLimit};
+use crate::secret::{ApiKey, RelaySecret};
 
 pub use token::TokenCache;
 
@@ -34,6 +35,7 @@ const NAME_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
 
 pub struct AppStoreClient {
     http: reqwest::Client,
+    secret: SecretHandle,
     /// `ASC_BASE_URL`; the token goes to this origin only.
     base: Url,
     tokens: TokenCache,
@@ -50,9 +52,10 @@ enum NameLookup {
 }
 
 impl AppStoreClient {
-    pub fn new(http: reqwest::Client, base: Url, retry: RetryPolicy) -> Self {
+    pub fn new(http: reqwest::Client, secret: SecretHandle, base: Url, retry: RetryPolicy) -> Self {
         Self {
             http,
+            secret,
             base,
             tokens: TokenCache::default(),
             retry,
@@ -88,6 +91,34 @@ impl AppStoreClient {
         url
     }
 
+    /// The page a cursor names: Apple's `cursor` on the first page's query, or a whole link as
+    /// `links.next` gave it when it carried no cursor (and as earlier versions saved every stop).
+    fn next_page_url(&self, app: &AppId, next: &str) -> Result<Url, SourceError> {
+        if next.starts_with("https://") || next.starts_with("http://") {
+            let link = Url::parse(next).map_err(|e| {
+                SourceError::Unparseable(format!("the saved next link is not a URL ({e})"))
+            })?;
+            if !self.same_origin(&link) {
+                return Err(SourceError::ForeignNext);
+            }
+            return Ok(link);
+        }
+        let mut url = self.first_page_url(app);
+        url.query_pairs_mut().append_pair("cursor", next);
+        Ok(url)
+    }
+
+    /// `links.next` as a cursor: Apple's `cursor` alone when the link reads the same list, so
+    /// the same page is the same cursor however the link spells it.
+    fn cursor_of(&self, next: &Url, page: &Url) -> Cursor {
+        let cursor = next
+            .query_pairs()
+            .find(|(name, _)| name == "cursor")
+            .map(|(_, value)| value.into_owned())
+            .filter(|value| !value.is_empty() && next.path() == page.path());
+        Cursor::Next(cursor.unwrap_or_else(|| next.to_string()))
+    }
+
     fn same_origin(&self, url: &Url) -> bool {
         url.origin() == self.base.origin()
     }
@@ -97,38 +128,49 @@ impl AppStoreClient {
 impl ReviewSource for AppStoreClient {
     async fn page(
         &self,
-        key: &ApiKey,
         app: &AppId,
-        request: &PageRequest,
+        cursor: &Cursor,
         limit: Option<TimeLimit>,
     ) -> Result<Page, SourceError> {
-        let url = match request {
-            PageRequest::First => self.first_page_url(app),
-            PageRequest::Next(next) if self.same_origin(next) => next.clone(),
-            PageRequest::Next(_) => return Err(SourceError::ForeignNext),
+        let url = match cursor {
+            Cursor::First => self.first_page_url(app),
+            Cursor::Next(next) => self.next_page_url(app, next)?,
         };
-        with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
-            self.get_once(key, app, &url, limit, attempt)
-        })
-        .await
+        let secret = self.secret.current().await?;
+        let read = |key: ApiKey| {
+            let url = url.clone();
+            async move {
+                with_retries(&self.retry, TimeLimit::give_up_at(limit), |attempt| {
+                    self.get_once(&key, app, &url, limit, attempt)
+                })
+                .await
+            }
+        };
+        match read(api_key(&secret)?).await {
+            Err(SourceError::Unauthorized) => {
+                warn!(
+                    "App Store Connect rejected the token; signing a new one with the secret read again"
+                );
+                self.tokens.forget();
+                let fresh = self.secret.after_refusal(&secret).await?;
+                read(api_key(&fresh)?).await
+            }
+            other => other,
+        }
     }
 
-    fn forget_token(&self) {
-        self.tokens.forget();
+    fn optional_reads_affordable(&self, _app: &AppId) -> bool {
+        RateBudget::allows_optional(self.budget.lock().ok().and_then(|b| *b))
     }
 
-    fn budget(&self) -> Option<RateBudget> {
-        self.budget.lock().ok().and_then(|b| *b)
+    async fn app_name(&self, app: &AppId, limit: Option<TimeLimit>) -> Option<String> {
+        AppStoreClient::app_name(self, app, limit).await
     }
+}
 
-    async fn app_name(
-        &self,
-        key: &ApiKey,
-        app: &AppId,
-        limit: Option<TimeLimit>,
-    ) -> Option<String> {
-        AppStoreClient::app_name(self, key, app, limit).await
-    }
+/// The secret's App Store Connect key.
+fn api_key(secret: &RelaySecret) -> Result<ApiKey, SourceError> {
+    Ok(secret.api_key.clone())
 }
 
 impl AppStoreClient {
@@ -225,12 +267,7 @@ impl AppStoreClient {
     /// The app's name from `GET /v1/apps/{id}?fields[apps]=name`, read once per cold start; one
     /// short try, cut short by `limit`. `None` on any failure, logged with its cause; a failed
     /// lookup is not tried again for [`NAME_RETRY_AFTER`].
-    pub async fn app_name(
-        &self,
-        key: &ApiKey,
-        app: &AppId,
-        limit: Option<TimeLimit>,
-    ) -> Option<String> {
+    pub async fn app_name(&self, app: &AppId, limit: Option<TimeLimit>) -> Option<String> {
         match self.names.lock().ok()?.get(app) {
             Some(NameLookup::Known(name)) => return Some(name.clone()),
             Some(NameLookup::FailedAt(at)) if at.elapsed() < NAME_RETRY_AFTER => return None,
@@ -240,7 +277,14 @@ impl AppStoreClient {
         if TimeLimit::passed(limit) {
             return None;
         }
-        let lookup = match self.fetch_name(key, app, limit).await {
+        let key = match self.secret.current().await {
+            Ok(secret) => api_key(&secret).ok()?,
+            Err(e) => {
+                warn!(error = %e, "cannot read the secret for the app's name");
+                return None;
+            }
+        };
+        let lookup = match self.fetch_name(&key, app, limit).await {
             Ok(name) => NameLookup::Known(name),
             Err(cause) => {
                 warn!(
@@ -339,7 +383,7 @@ impl AppStoreClient {
                 if !self.same_origin(&next) {
                     return Err(SourceError::ForeignNext);
                 }
-                Some(next)
+                Some(self.cursor_of(&next, url))
             }
         };
         Ok(Page { reviews, next })
@@ -358,7 +402,27 @@ mod tests {
             retry_after_max: std::time::Duration::ZERO,
             request_timeout: std::time::Duration::from_secs(1),
         };
-        AppStoreClient::new(reqwest::Client::new(), Url::parse(base).unwrap(), retry)
+        AppStoreClient::new(
+            reqwest::Client::new(),
+            SecretHandle::new(std::sync::Arc::new(NoSecret)),
+            Url::parse(base).unwrap(),
+            retry,
+        )
+    }
+
+    /// These tests make no request.
+    struct NoSecret;
+
+    #[async_trait]
+    impl crate::ports::Secrets for NoSecret {
+        async fn load(
+            &self,
+            _refresh: bool,
+        ) -> Result<std::sync::Arc<RelaySecret>, crate::ports::SecretError> {
+            Err(crate::ports::SecretError::NotAString {
+                secret_id: "none".into(),
+            })
+        }
     }
 
     #[test]
@@ -415,9 +479,21 @@ mod tests {
         let page = c
             .parse_page(&page_url, body("?cursor=abc").as_bytes())
             .unwrap();
+        assert_eq!(page.next.unwrap(), Cursor::Next("abc".into()));
+        let first = c.first_page_url(&AppId::parse("1").unwrap());
         assert_eq!(
-            page.next.unwrap().as_str(),
-            "http://127.0.0.1:9/v1/apps/1/customerReviews?cursor=abc"
+            c.next_page_url(&AppId::parse("1").unwrap(), "abc").unwrap(),
+            Url::parse(&format!("{first}&cursor=abc")).unwrap()
+        );
+        let cursorless = c
+            .parse_page(
+                &page_url,
+                body("/v1/apps/1/customerReviews?limit=200").as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(
+            cursorless.next.unwrap(),
+            Cursor::Next("http://127.0.0.1:9/v1/apps/1/customerReviews?limit=200".into())
         );
         for foreign in [
             "http://127.0.0.1:10/v1/x",
