@@ -9,6 +9,7 @@ pub mod asc;
 pub mod https;
 pub mod keys;
 pub mod moto;
+pub mod play;
 pub mod receiver;
 pub mod runtime_api;
 mod server;
