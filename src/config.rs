@@ -8,9 +8,10 @@ use std::time::Duration;
 use url::Url;
 
 use crate::adapters::trust::TrustRoots;
-use crate::domain::{AppId, AppIdError, COVERAGE_MARGIN_HOURS, max_reach_hours};
+use crate::domain::{AppId, AppIdError, COVERAGE_MARGIN_HOURS, Store, max_reach_hours};
 
 pub const DEFAULT_ASC_BASE_URL: &str = "https://api.appstoreconnect.apple.com";
+pub const DEFAULT_PLAY_BASE_URL: &str = "https://androidpublisher.googleapis.com";
 pub const DEFAULT_BACKFILL_HOURS: u32 = 24;
 pub const DEFAULT_DEADLINE_MARGIN_SECONDS: u64 = 5;
 /// A backfill longer than a year is almost certainly a typo (minutes? days?).
@@ -18,11 +19,16 @@ const MAX_BACKFILL_HOURS: u32 = 24 * 366;
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Every app relayed: the App Store ids of `APP_IDS`, then the packages of `PLAY_PACKAGES`.
     pub app_ids: Vec<AppId>,
     pub secret_id: String,
     pub table_name: String,
     /// Without a trailing slash.
     pub asc_base_url: Url,
+    /// `PLAY_BASE_URL`, without a trailing slash: the Google Play Developer API.
+    pub play_base_url: Url,
+    /// `PLAY_TRANSLATION_LANGUAGE`: Google translates reviews into it when set.
+    pub play_translation_language: Option<String>,
     pub backfill_hours: u32,
     /// How far before the newest delivered review a late-published review is still delivered.
     pub overlap_hours: u32,
@@ -127,10 +133,13 @@ impl WebhookFormat {
 pub enum ConfigError {
     #[error("environment variable `{0}` is required but not set")]
     Missing(&'static str),
-    #[error("environment variable `APP_IDS`: {0}")]
-    AppId(#[from] AppIdError),
+    #[error("environment variable `{var}`: {cause}")]
+    AppId {
+        var: &'static str,
+        cause: AppIdError,
+    },
     #[error(
-        "environment variable `APP_IDS` lists no app id; set it to a comma-separated list like `1234567890,987654321`"
+        "neither `APP_IDS` nor `PLAY_PACKAGES` lists an app; set `APP_IDS` to App Store app ids like `1234567890,987654321`, `PLAY_PACKAGES` to Google Play package names like `com.example.app`, or both"
     )]
     NoApps,
     #[error("environment variable `{var}`: {reason}")]
@@ -138,6 +147,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Whether any app of `store` is relayed.
+    pub fn relays(&self, store: Store) -> bool {
+        self.app_ids.iter().any(|app| app.store() == store)
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&std::env::vars().collect())
     }
@@ -147,18 +161,48 @@ impl Config {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let mut app_ids = Vec::new();
-        for part in required("APP_IDS")?
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-        {
-            let id = AppId::parse(part)?;
-            if !app_ids.contains(&id) {
-                app_ids.push(id);
+        let lists: [(&'static str, fn(&str) -> Result<AppId, AppIdError>); 2] =
+            [("APP_IDS", AppId::parse), ("PLAY_PACKAGES", AppId::play)];
+        for (var, parse) in lists {
+            for part in get(var)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+            {
+                let id = parse(part).map_err(|cause| ConfigError::AppId { var, cause })?;
+                if !app_ids.contains(&id) {
+                    app_ids.push(id);
+                }
             }
         }
         if app_ids.is_empty() {
             return Err(ConfigError::NoApps);
         }
+        let play_base_url = get("PLAY_BASE_URL").unwrap_or(DEFAULT_PLAY_BASE_URL);
+        let play_base_url =
+            parse_base_url(play_base_url).map_err(|reason| ConfigError::Invalid {
+                var: "PLAY_BASE_URL",
+                reason,
+            })?;
+        let play_translation_language = get("PLAY_TRANSLATION_LANGUAGE")
+            .map(|raw| {
+                let tag = raw
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && raw.len() <= 35;
+                if tag {
+                    Ok(raw.to_owned())
+                } else {
+                    Err(ConfigError::Invalid {
+                        var: "PLAY_TRANSLATION_LANGUAGE",
+                        reason: format!(
+                            "`{}` is not a language tag like `en` or `pt-BR`",
+                            raw.chars().take(40).collect::<String>()
+                        ),
+                    })
+                }
+            })
+            .transpose()?;
 
         let asc_base_url = get("ASC_BASE_URL").unwrap_or(DEFAULT_ASC_BASE_URL);
         let asc_base_url = parse_base_url(asc_base_url).map_err(|reason| ConfigError::Invalid {
@@ -284,6 +328,8 @@ impl Config {
             secret_id,
             table_name: required("TABLE_NAME")?.to_owned(),
             asc_base_url,
+            play_base_url,
+            play_translation_language,
             webhook_format,
             emit_metrics: flag(get("EMIT_METRICS"), "EMIT_METRICS", true)?,
             trust: TrustRoots::load(get("EXTRA_CA_CERTS").map(Path::new)).map_err(|e| {
@@ -483,7 +529,7 @@ mod tests {
             let err = Config::from_vars(&vars).unwrap_err().to_string();
             assert!(err.contains(name), "{err} should name {name}");
         }
-        for name in ["APP_IDS", "SECRET_ID", "TABLE_NAME"] {
+        for name in ["SECRET_ID", "TABLE_NAME"] {
             let mut v = vars(&[]);
             v.remove(name);
             assert_eq!(
@@ -491,6 +537,57 @@ mod tests {
                 ConfigError::Missing(name)
             );
         }
+        let mut none = vars(&[]);
+        none.remove("APP_IDS");
+        assert_eq!(Config::from_vars(&none).unwrap_err(), ConfigError::NoApps);
+        let err = Config::from_vars(&vars(&[("PLAY_PACKAGES", "com.example.app,123")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PLAY_PACKAGES") && err.contains("`123` is not a Google Play package"),
+            "{err}"
+        );
+        for bad in ["http://play.example.com", "not a url"] {
+            let err = Config::from_vars(&vars(&[("PLAY_BASE_URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("PLAY_BASE_URL"), "{err}");
+        }
+        let err = Config::from_vars(&vars(&[("PLAY_TRANSLATION_LANGUAGE", "en;x")])).unwrap_err();
+        assert!(
+            err.to_string().contains("PLAY_TRANSLATION_LANGUAGE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn both_stores_apps_are_relayed_and_either_list_may_be_empty() {
+        let both = Config::from_vars(&vars(&[
+            ("APP_IDS", "1, 2"),
+            ("PLAY_PACKAGES", "com.example.app , org.x.y,com.example.app"),
+            ("PLAY_TRANSLATION_LANGUAGE", "en"),
+        ]))
+        .unwrap();
+        let apps: Vec<(Store, &str)> = both
+            .app_ids
+            .iter()
+            .map(|a| (a.store(), a.as_str()))
+            .collect();
+        assert_eq!(
+            apps,
+            [
+                (Store::AppStore, "1"),
+                (Store::AppStore, "2"),
+                (Store::GooglePlay, "com.example.app"),
+                (Store::GooglePlay, "org.x.y"),
+            ]
+        );
+        assert_eq!(both.play_translation_language.as_deref(), Some("en"));
+        assert_eq!(
+            both.play_base_url.as_str(),
+            "https://androidpublisher.googleapis.com/"
+        );
+        let play_only =
+            Config::from_vars(&vars(&[("APP_IDS", ""), ("PLAY_PACKAGES", "a.b")])).unwrap();
+        assert!(play_only.relays(Store::GooglePlay) && !play_only.relays(Store::AppStore));
     }
 
     #[test]

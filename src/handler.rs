@@ -17,6 +17,7 @@ use crate::adapters::metrics;
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
 use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
+use crate::domain::Store;
 use crate::event::{EventRefused, Request};
 use crate::relay::{
     Deps, RunOptions, RunSummary, Sources, TestSummary, run_once, send_test_message, time_limit,
@@ -105,11 +106,17 @@ impl Relay {
     /// Over an AWS configuration already loaded, and the HTTP client for App Store Connect and
     /// webhooks.
     pub fn with_aws(config: Config, aws: &aws_config::SdkConfig, http: reqwest::Client) -> Self {
-        let secrets = Arc::new(SecretsManagerSecrets::new(
-            aws_sdk_secretsmanager::Client::new(aws),
-            config.secret_id.clone(),
-            config.webhook_format,
-        ));
+        let secrets = Arc::new(
+            SecretsManagerSecrets::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                config.secret_id.clone(),
+                config.webhook_format,
+            )
+            .requiring(
+                config.relays(Store::AppStore),
+                config.relays(Store::GooglePlay),
+            ),
+        );
         let handle = SecretHandle::new(secrets.clone());
         Self {
             secrets,

@@ -166,6 +166,8 @@ pub enum SourceError {
     ForeignNext,
     #[error("{0}")]
     Secret(#[from] SecretError),
+    #[error("{0}")]
+    NoCredentials(&'static str),
 }
 
 /// An app's lease as one read found it.

@@ -14,8 +14,31 @@ use crate::domain::{AppId, Route};
 
 /// What the secret holds, parsed and validated.
 pub struct RelaySecret {
-    pub api_key: ApiKey,
+    /// The App Store Connect key, when the secret has one (needed for `APP_IDS`).
+    pub api_key: Option<ApiKey>,
+    /// The Google Cloud service account, when the secret has one (needed for `PLAY_PACKAGES`).
+    pub google_service_account: Option<ServiceAccount>,
     pub destinations: Vec<Destination>,
+}
+
+/// A Google Cloud service account key, as Google Cloud downloads it: the fields used to sign the
+/// OAuth assertion and where to exchange it.
+#[derive(Clone)]
+pub struct ServiceAccount {
+    pub client_email: String,
+    pub private_key_id: String,
+    pub signing_key: Arc<EncodingKey>,
+    /// Where the assertion is exchanged for an access token: https (loopback http for tests).
+    pub token_uri: Url,
+}
+
+impl fmt::Debug for ServiceAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceAccount")
+            .field("client_email", &self.client_email)
+            .field("private_key_id", &self.private_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An App Store Connect API key, ready to sign.
@@ -63,8 +86,8 @@ impl fmt::Debug for SecretUrl {
 impl fmt::Debug for RelaySecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RelaySecret")
-            .field("key_id", &self.api_key.key_id)
-            .field("issuer_id", &self.api_key.issuer_id)
+            .field("api_key", &self.api_key)
+            .field("google_service_account", &self.google_service_account)
             .field("destinations", &self.destinations.len())
             .finish_non_exhaustive()
     }
@@ -116,14 +139,25 @@ impl RelaySecret {
             ));
         };
 
-        let key_id = required(&fields, "key_id")?.trim().to_owned();
-        let issuer_id = optional(&fields, "issuer_id")?.map(|s| s.trim().to_owned());
-        let private_key = SecretString::from(required(&fields, "private_key")?.to_owned());
-        let signing_key = Arc::new(parse_private_key(&private_key)?);
-        let api_key = ApiKey {
-            key_id,
-            issuer_id,
-            signing_key,
+        // The App Store key is there when either of its fields is; a half key is an error.
+        let api_key = if optional(&fields, "key_id")?.is_some()
+            || optional(&fields, "private_key")?.is_some()
+        {
+            let key_id = required(&fields, "key_id")?.trim().to_owned();
+            let issuer_id = optional(&fields, "issuer_id")?.map(|s| s.trim().to_owned());
+            let private_key = SecretString::from(required(&fields, "private_key")?.to_owned());
+            let signing_key = Arc::new(parse_private_key(&private_key)?);
+            Some(ApiKey {
+                key_id,
+                issuer_id,
+                signing_key,
+            })
+        } else {
+            None
+        };
+        let google_service_account = match fields.get(GOOGLE_SERVICE_ACCOUNT) {
+            None | Some(Value::Null) => None,
+            Some(account) => Some(parse_service_account(account)?),
         };
 
         let default_signing = signing_secret(&fields, "signing_secret".into())?;
@@ -149,9 +183,106 @@ impl RelaySecret {
         }
         Ok(Self {
             api_key,
+            google_service_account,
             destinations,
         })
     }
+
+    /// Refuses a secret that lacks what a configured store needs: the App Store key when
+    /// `APP_IDS` names apps, the service account when `PLAY_PACKAGES` does.
+    pub fn require(&self, app_store: bool, google_play: bool) -> Result<(), SecretFormatError> {
+        if app_store && self.api_key.is_none() {
+            return Err(SecretFormatError::Field {
+                field: "key_id".into(),
+                reason: "is missing: the App Store apps in APP_IDS need `key_id` and `private_key` (an App Store Connect API key)".into(),
+            });
+        }
+        if google_play && self.google_service_account.is_none() {
+            return Err(SecretFormatError::Field {
+                field: GOOGLE_SERVICE_ACCOUNT.into(),
+                reason: "is missing: the Google Play apps in PLAY_PACKAGES need the service account's JSON key, as Google Cloud downloads it".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+const GOOGLE_SERVICE_ACCOUNT: &str = "google_service_account";
+
+/// The service account key file's JSON, given as an object or as a string holding it.
+fn parse_service_account(value: &Value) -> Result<ServiceAccount, SecretFormatError> {
+    let field = |name: &str| format!("{GOOGLE_SERVICE_ACCOUNT}.{name}");
+    let bad = |name: &str, reason: &str| SecretFormatError::Field {
+        field: field(name),
+        reason: reason.to_owned(),
+    };
+    let parsed;
+    let account = match value {
+        Value::Object(account) => account,
+        Value::String(text) => {
+            // serde_json's message carries a position, never the input.
+            parsed = serde_json::from_str::<Value>(text).map_err(|e| SecretFormatError::Field {
+                field: GOOGLE_SERVICE_ACCOUNT.into(),
+                reason: format!("is a string that is not the key file's JSON ({e})"),
+            })?;
+            parsed.as_object().ok_or_else(|| SecretFormatError::Field {
+                field: GOOGLE_SERVICE_ACCOUNT.into(),
+                reason: "is a string whose JSON is not an object".into(),
+            })?
+        }
+        _ => {
+            return Err(SecretFormatError::Field {
+                field: GOOGLE_SERVICE_ACCOUNT.into(),
+                reason: "must be the service account's JSON key: an object, or a string holding it"
+                    .into(),
+            });
+        }
+    };
+    let text = |name: &'static str| -> Result<String, SecretFormatError> {
+        match account.get(name) {
+            Some(Value::String(v)) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+            None | Some(Value::Null) => Err(bad(
+                name,
+                "is missing: paste the whole JSON key file Google Cloud downloaded",
+            )),
+            Some(Value::String(_)) => Err(bad(name, "is empty")),
+            Some(_) => Err(bad(name, "must be a string")),
+        }
+    };
+    if let Some(kind) = account.get("type").and_then(Value::as_str)
+        && kind != "service_account"
+    {
+        return Err(bad(
+            "type",
+            "is not `service_account`: create a key for a service account, not an OAuth client",
+        ));
+    }
+    let client_email = text("client_email")?;
+    let private_key_id = text("private_key_id")?;
+    let token_uri = Url::parse(&text("token_uri")?)
+        .map_err(|e| bad("token_uri", &format!("is not a URL ({e})")))?;
+    require_secure(&token_uri).map_err(|reason| bad("token_uri", &reason))?;
+    let pem = text("private_key")?.replace("\\n", "\n");
+    let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| {
+        bad(
+            "private_key",
+            "is not a PEM RSA private key: paste the key file's `private_key` as Google Cloud wrote it, from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----",
+        )
+    })?;
+    // Checked by signing once, as the App Store key is: a bad key fails here, not mid-run.
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    jsonwebtoken::encode(&header, &serde_json::json!({"check": true}), &key).map_err(|_| {
+        bad(
+            "private_key",
+            "cannot sign with RS256: download a new JSON key",
+        )
+    })?;
+    Ok(ServiceAccount {
+        client_email,
+        private_key_id,
+        signing_key: Arc::new(key),
+        token_uri,
+    })
 }
 
 /// `destinations`: `[{"url": …, "format": …, "name": …, "signing_secret": …}, …]`, each format
@@ -503,7 +634,7 @@ mod tests {
         let crlf = P8.replace('\n', "\r\n");
         for key in [P8, SEC1, one_line.as_str(), crlf.as_str()] {
             let parsed = secret(full(key)).unwrap();
-            verifies_with_public_key(&parsed.api_key.signing_key);
+            verifies_with_public_key(&parsed.api_key.unwrap().signing_key);
         }
     }
 
@@ -512,7 +643,7 @@ mod tests {
         let mut fields = full(P8);
         fields.as_object_mut().unwrap().remove("issuer_id");
         let parsed = secret(fields).unwrap();
-        assert_eq!(parsed.api_key.issuer_id, None);
+        assert_eq!(parsed.api_key.unwrap().issuer_id, None);
         assert_eq!(parsed.destinations[0].format, WebhookFormat::Slack);
     }
 

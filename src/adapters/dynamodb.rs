@@ -1,6 +1,7 @@
 //! Per-app state in the DynamoDB table (`pk`, `sk` strings; TTL on the number `expires_at`).
 //!
-//! Item kinds, all under `pk = "app#<app id>"`:
+//! Item kinds, all under `pk = "app#<app id>"` for an App Store app, `pk = "play#<package name>"`
+//! for a Google Play app:
 //! - `sk = "state"`: `baseline_ns` (N, ns since the epoch), `wm` (S, the watermark as an
 //!   order-preserving string: 21-digit ns, `#`, review id), `wm_created_date`, `wm_review_id`,
 //!   `created_ns` (N, when the first run created it; absent in older states), `updated_at`;
@@ -33,7 +34,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::adapters::sdk_error::SdkFailure;
-use crate::domain::{AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Watermark};
+use crate::domain::{
+    AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Store, Watermark,
+};
 use crate::ports::{Lease, Snapshot, StateError, StateStore};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
@@ -74,7 +77,11 @@ impl DynamoStateStore {
 }
 
 pub fn app_pk(app: &AppId) -> String {
-    format!("app#{app}")
+    match app.store() {
+        // As every earlier version wrote it: upgrading reads App Store state as it is.
+        Store::AppStore => format!("app#{app}"),
+        Store::GooglePlay => format!("play#{app}"),
+    }
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {

@@ -15,6 +15,8 @@ pub struct SecretsManagerSecrets {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
     default_format: Option<WebhookFormat>,
+    /// The stores whose credentials the secret must hold: App Store, Google Play.
+    needs: (bool, bool),
     cached: Mutex<Option<Arc<RelaySecret>>>,
 }
 
@@ -28,8 +30,16 @@ impl SecretsManagerSecrets {
             client,
             secret_id,
             default_format,
+            needs: (false, false),
             cached: Mutex::new(None),
         }
+    }
+
+    /// Refuses a secret without the App Store key (`app_store`) or the Google service account
+    /// (`google_play`), naming what the configured apps need.
+    pub fn requiring(mut self, app_store: bool, google_play: bool) -> Self {
+        self.needs = (app_store, google_play);
+        self
     }
 
     async fn read(&self) -> Result<RelaySecret, SecretError> {
@@ -49,10 +59,13 @@ impl SecretsManagerSecrets {
             .ok_or_else(|| SecretError::NotAString {
                 secret_id: self.secret_id.clone(),
             })?;
-        RelaySecret::parse(&raw, self.default_format).map_err(|cause| SecretError::Format {
+        let format = |cause| SecretError::Format {
             secret_id: self.secret_id.clone(),
             cause,
-        })
+        };
+        let secret = RelaySecret::parse(&raw, self.default_format).map_err(format)?;
+        secret.require(self.needs.0, self.needs.1).map_err(format)?;
+        Ok(secret)
     }
 }
 

@@ -18,7 +18,7 @@ pub use progress::{
 };
 #[cfg(test)]
 pub(crate) use review::sample as sample_review;
-pub use review::{DeveloperResponse, Review, ReviewKey, parse_instant};
+pub use review::{DeveloperResponse, Review, ReviewKey, StoreDetails, parse_instant};
 pub use route::Route;
 pub use state::{AppState, Delivered, Watermark, select_new};
 pub use territory::Territory;

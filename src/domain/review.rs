@@ -3,10 +3,15 @@ use std::cmp::Ordering;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// One customer review as review-relay uses it. Every text attribute is optional in Apple's API;
-/// `created_date` is required here because without it a review has no place in the order.
+use super::Store;
+
+/// One customer review as review-relay uses it, from either store. Every text attribute is
+/// optional in the stores' APIs; `created_date` is required here because without it a review has
+/// no place in the order. A Google Play review has no creation time: its `created_date` is the
+/// `lastModified` of its user comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Review {
+    pub store: Store,
     pub id: String,
     pub rating: Option<u8>,
     pub title: Option<String>,
@@ -17,7 +22,20 @@ pub struct Review {
     /// Apple's string exactly as received (with its UTC offset).
     pub created_date: String,
     pub response: Option<DeveloperResponse>,
+    /// What only some stores say (Google Play): the reviewer's language as a BCP 47 tag, the
+    /// device, the app version reviewed, and the reviewer's own words when `body` holds a
+    /// translation.
+    pub details: StoreDetails,
     key: ReviewKey,
+}
+
+/// Fields only Google Play gives; all optional ("May be absent" in Google's document).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreDetails {
+    pub language: Option<String>,
+    pub device: Option<String>,
+    pub app_version: Option<String>,
+    pub original_text: Option<String>,
 }
 
 /// The developer's published reply to a review.
@@ -84,6 +102,7 @@ impl Review {
             id: id.clone(),
         };
         Some(Self {
+            store: Store::AppStore,
             id,
             rating,
             title,
@@ -92,8 +111,15 @@ impl Review {
             territory,
             created_date,
             response,
+            details: StoreDetails::default(),
             key,
         })
+    }
+
+    /// The same review, from `store`.
+    pub fn in_store(mut self, store: Store) -> Self {
+        self.store = store;
+        self
     }
 
     pub fn key(&self) -> &ReviewKey {

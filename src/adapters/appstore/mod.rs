@@ -170,7 +170,9 @@ impl ReviewSource for AppStoreClient {
 
 /// The secret's App Store Connect key.
 fn api_key(secret: &RelaySecret) -> Result<ApiKey, SourceError> {
-    Ok(secret.api_key.clone())
+    secret.api_key.clone().ok_or(SourceError::NoCredentials(
+        "the secret has no App Store Connect key: add `key_id` and `private_key` (and `issuer_id` for a team key)",
+    ))
 }
 
 impl AppStoreClient {

@@ -104,6 +104,7 @@ mod tests {
         crate::secret::RelaySecret::parse(&SecretString::from(secret.to_string()), None)
             .unwrap()
             .api_key
+            .unwrap()
     }
 
     fn decode(token: &SecretString) -> (Value, Value) {
