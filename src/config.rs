@@ -146,6 +146,9 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
 }
 
+/// How one list of apps is read.
+type ParseApp = fn(&str) -> Result<AppId, AppIdError>;
+
 impl Config {
     /// Whether any app of `store` is relayed.
     pub fn relays(&self, store: Store) -> bool {
@@ -161,7 +164,7 @@ impl Config {
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let mut app_ids = Vec::new();
-        let lists: [(&'static str, fn(&str) -> Result<AppId, AppIdError>); 2] =
+        let lists: [(&'static str, ParseApp); 2] =
             [("APP_IDS", AppId::parse), ("PLAY_PACKAGES", AppId::play)];
         for (var, parse) in lists {
             for part in get(var)
