@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::domain::{AppId, max_reach_hours};
+use crate::domain::{AppId, Store, max_reach_hours};
 
 /// The fields a manual event may hold. A new kind of manual event adds its field here.
 pub const MANUAL_FIELDS: &[&str] = &["app_ids", "dry_run", "backfill_hours", "test_message"];
@@ -248,10 +248,15 @@ pub fn apps_from_event(
                 )));
             }
         };
-        let app = AppId::parse(&raw).map_err(|e| refused(format!("event field `app_ids`: {e}")))?;
+        let app =
+            AppId::parse_any(&raw).map_err(|e| refused(format!("event field `app_ids`: {e}")))?;
         if !configured.contains(&app) {
             return Err(refused(format!(
-                "event field `app_ids` names app {app}, which is not in APP_IDS"
+                "event field `app_ids` names app {app}, which is not in {}",
+                match app.store() {
+                    Store::AppStore => "APP_IDS",
+                    Store::GooglePlay => "PLAY_PACKAGES",
+                }
             )));
         }
         if !apps.contains(&app) {
@@ -433,9 +438,13 @@ mod tests {
             (json!({"app_ids": [true]}), "not an app id"),
             (
                 json!({"app_ids": ["abc"]}),
-                "not a numeric App Store app id",
+                "neither a numeric App Store app id nor a Google Play package name",
             ),
             (json!({"app_ids": ["3"]}), "not in APP_IDS"),
+            (
+                json!({"app_ids": ["com.example.app"]}),
+                "not in PLAY_PACKAGES",
+            ),
         ];
         for (event, expected) in cases {
             let message = refusal(event);

@@ -453,7 +453,7 @@ fn parse_route(
         };
         route
             .apps
-            .push(AppId::parse(&raw).map_err(|e| bad("apps", e.to_string()))?);
+            .push(AppId::parse_any(&raw).map_err(|e| bad("apps", e.to_string()))?);
     }
     for value in list("ratings")? {
         match value.as_u64() {

@@ -22,7 +22,7 @@ use std::process::{Command, Output};
 use review_relay::adapters::webhooks::batch;
 use review_relay::adapters::webhooks::payload;
 use review_relay::config::WebhookFormat;
-use review_relay::domain::{AppId, DeveloperResponse, Review};
+use review_relay::domain::{AppId, DeveloperResponse, Review, Store, StoreDetails};
 use review_relay::preview::parse_review;
 use serde_json::{Value, json};
 use support::receiver::{Platform, Receiver};
@@ -93,6 +93,20 @@ fn golden(name: &str, actual: &Value) -> Value {
     expected
 }
 
+/// Fails naming the golden when `message` breaks its platform's documented limits.
+fn check_limits(format: WebhookFormat, name: &str, message: &Value) {
+    let check = match format {
+        WebhookFormat::Slack => check_slack,
+        WebhookFormat::Discord => check_discord,
+        WebhookFormat::Teams => check_teams,
+        WebhookFormat::GoogleChat => check_googlechat,
+        WebhookFormat::Json => check_json,
+    };
+    if let Err(problem) = check(message) {
+        panic!("{name}: {problem}");
+    }
+}
+
 #[test]
 fn every_format_matches_its_goldens_and_its_platforms_limits() {
     let app = AppId::parse(APP).unwrap();
@@ -100,16 +114,69 @@ fn every_format_matches_its_goldens_and_its_platforms_limits() {
         for (case, review) in cases() {
             let name = format!("{}-{case}", format.name());
             let message = golden(&name, &payload(format, &app, &review));
-            let check = match format {
-                WebhookFormat::Slack => check_slack,
-                WebhookFormat::Discord => check_discord,
-                WebhookFormat::Teams => check_teams,
-                WebhookFormat::GoogleChat => check_googlechat,
-                WebhookFormat::Json => check_json,
-            };
-            if let Err(problem) = check(&message) {
-                panic!("{name}: {problem}");
-            }
+            check_limits(format, &name, &message);
+        }
+    }
+}
+
+/// A Google Play review as the Play adapter makes it: a title and a body (Google joins them
+/// with a tab), a translation with the reviewer's own words, the device and app version.
+fn play_review() -> Review {
+    let mut review = Review::new(
+        "gp:AOqpTOF1".into(),
+        Some(2),
+        Some("Keeps crashing".into()),
+        Some("Since the last update the app closes when I open settings.".into()),
+        Some("Ana Souza".into()),
+        None,
+        "2026-11-20T10:00:00.5Z".into(),
+        Some(DeveloperResponse {
+            body: "Thanks, a fix is on its way.".into(),
+            last_modified_date: Some("2026-11-21T08:00:00Z".into()),
+        }),
+    )
+    .unwrap()
+    .in_store(Store::GooglePlay);
+    review.details = StoreDetails {
+        language: Some("pt-BR".into()),
+        device: Some("Pixel 8".into()),
+        app_version: Some("4.2.0".into()),
+        original_text: Some("Não para de travar\tDesde a última atualização o app fecha.".into()),
+    };
+    review
+}
+
+#[test]
+fn a_google_play_review_names_its_store_and_links_to_the_app_on_google_play() {
+    let app = AppId::play("com.example.app").unwrap();
+    let review = play_review();
+    for format in WebhookFormat::ALL {
+        let name = format!("{}-play", format.name());
+        let message = golden(&name, &payload(format, &app, &review));
+        check_limits(format, &name, &message);
+        let text = message.to_string();
+        assert!(!text.contains("App Store"), "{name}: {text}");
+        assert!(!text.contains("appstoreconnect"), "{name}: {text}");
+        if format == WebhookFormat::Json {
+            let sent = &message["reviews"][0];
+            assert_eq!(sent["store"], "google_play");
+            assert_eq!(sent["app_id"], "com.example.app");
+            assert_eq!(sent["language"], "pt-BR");
+            assert_eq!(sent["device"], "Pixel 8");
+            assert_eq!(sent["app_version"], "4.2.0");
+            assert!(
+                sent["original_text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Não para")
+            );
+        } else {
+            assert!(text.contains("Google Play review"), "{name}: {text}");
+            assert!(
+                text.contains("https://play.google.com/store/apps/details?id=com.example.app"),
+                "{name}: {text}"
+            );
+            assert!(text.contains("pt-BR"), "{name}: {text}");
         }
     }
 }

@@ -70,6 +70,7 @@ mod tests {
     ) -> AppSummary {
         AppSummary {
             app_id: "1".into(),
+            store: "app_store",
             status,
             fetched: delivered + pending,
             new: delivered + pending,

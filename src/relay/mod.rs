@@ -83,9 +83,12 @@ pub struct RunSummary {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AppSummary {
+    /// The App Store app id or the Google Play package name.
     pub app_id: String,
+    /// `app_store` or `google_play`.
+    pub store: &'static str,
     pub status: AppStatus,
-    /// Reviews read from App Store Connect.
+    /// Reviews read from the store.
     pub fetched: usize,
     /// Of those, reviews not delivered before.
     pub new: usize,
@@ -95,8 +98,8 @@ pub struct AppSummary {
     pub pages: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Set when the overlap window was not read again for late reviews, to spare App Store
-    /// Connect's hourly budget; a later run with budget to spare does it.
+    /// Set when the overlap window was not read again for late reviews, to spare the store's
+    /// request budget (or the time left); a later run with budget to spare does it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rescan_skipped: bool,
     /// When the newest review delivered so far was created (ns), if the app has one.
@@ -193,6 +196,7 @@ impl AppSummary {
     fn new(app: &AppId) -> Self {
         Self {
             app_id: app.to_string(),
+            store: app.store().code(),
             status: AppStatus::Ok,
             fetched: 0,
             new: 0,

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Deps;
-use crate::domain::{AppId, Review};
+use crate::domain::{AppId, Review, Store};
 use crate::ports::TimeLimit;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -57,25 +57,27 @@ impl TestSummary {
 
 /// The sample review a test message shows. Its id is unique per send, so a receiver that drops
 /// resends by idempotency key still shows each test.
-pub fn sample_review(now_nanos: i128) -> Option<Review> {
+pub fn sample_review(store: Store, now_nanos: i128) -> Option<Review> {
     let created = OffsetDateTime::from_unix_timestamp_nanos(now_nanos)
         .ok()?
         .format(&Rfc3339)
         .ok()?;
-    Review::new(
+    let review = Review::new(
         format!("review-relay-test-{}", now_nanos / 1_000_000),
         Some(5),
         Some("Test message from review-relay".into()),
-        Some(
-            "If you can read this, review-relay can post new App Store reviews here. \
-             This sample is not a real review and is not recorded as delivered."
-                .into(),
-        ),
+        Some(format!(
+            "If you can read this, review-relay can post new {} reviews here. \
+             This sample is not a real review and is not recorded as delivered.",
+            store.name()
+        )),
         Some("review-relay".into()),
-        Some("USA".into()),
+        (store == Store::AppStore).then(|| "USA".to_owned()),
         created,
         None,
-    )
+    )?
+    .in_store(store);
+    Some(review)
 }
 
 /// Sends the sample to every destination in the secret as it is now, each independently; writes
@@ -100,7 +102,7 @@ pub async fn send_test_message(
         Ok(secret) => secret,
         Err(err) => return failed("secret".into(), err.to_string()),
     };
-    let Some(review) = sample_review(now_nanos) else {
+    let Some(review) = sample_review(app.store(), now_nanos) else {
         return failed("clock".into(), "the system clock is out of range".into());
     };
     let mut destinations = Vec::new();

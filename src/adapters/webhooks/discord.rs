@@ -24,8 +24,6 @@ const AMBER: u32 = 0xF0B232;
 const GREEN: u32 = 0x57F287;
 const GREY: u32 = 0x99AAB5;
 
-const FOOTER: &str = "App Store review";
-
 /// User text as Discord markdown that reads as typed and can ping no one: markdown characters
 /// are backslash-escaped, `<` too (so `<@123>`, `<@&123>` and `<#123>` are no mentions), and a
 /// zero-width space follows every `@` (so `@everyone` and `@here` are plain words).
@@ -86,7 +84,7 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
             ),
             true,
         ),
-        ("Territory", escape(&card.territory_display()), true),
+        (card.place_label(), escape(&card.place_value()), true),
         ("Date", card.date.clone(), true),
     ];
     if let Some(reply) = card.reply {
@@ -100,7 +98,7 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
     // The description gets whatever the other parts leave of the message's total.
     let used = utf16_len(&title)
         + utf16_len(&author)
-        + utf16_len(FOOTER)
+        + utf16_len(&card.kind)
         + fields
             .iter()
             .map(|(name, value, _)| utf16_len(name) + utf16_len(value))
@@ -116,7 +114,7 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
             .iter()
             .map(|(name, value, inline)| json!({"name": name, "value": value, "inline": inline}))
             .collect::<Vec<_>>(),
-        "footer": {"text": FOOTER},
+        "footer": {"text": card.kind},
     });
     if let Some(body) = card.body {
         embed["description"] = fit_escaped(body, room, escape, utf16_len).into();

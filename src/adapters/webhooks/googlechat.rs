@@ -40,17 +40,17 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
     let nickname = fit_escaped(card.nickname_or_anonymous(), NICKNAME_MAX, escape, char_len);
     let details = json!({"widgets": [
         {"decoratedText": {"topLabel": "Reviewer", "text": nickname}},
-        {"decoratedText": {"topLabel": "Territory", "text": escape(&card.territory_display())}},
+        {"decoratedText": {"topLabel": card.place_label(), "text": escape(&card.place_value())}},
         {"decoratedText": {"topLabel": "Date", "text": card.date}},
     ]});
     let link = json!({"widgets": [{"buttonList": {"buttons": [{
-        "text": "Open in App Store Connect",
+        "text": card.link_label,
         "onClick": {"openLink": {"url": card.link}},
     }]}}]});
     let text = plain(&format!("New {} review of {}", card.stars, card.app_name));
     let header = json!({
         "title": format!("{} {}", card.stars, card.app_name),
-        "subtitle": "App Store review",
+        "subtitle": card.kind,
     });
 
     let texts = vec![

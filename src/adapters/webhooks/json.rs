@@ -1,4 +1,5 @@
-//! `json`: one review per POST, every field present, absent attributes as `null`.
+//! `json`: one review per POST, every field present, absent attributes as `null`. For a Google
+//! Play review `app_id` is the package name and `created_date` the `lastModified` of its text.
 
 use serde_json::{Value, json};
 
@@ -15,6 +16,11 @@ pub fn message(app: &AppId, review: &Review) -> Value {
             "reviewer_nickname": review.reviewer_nickname,
             "territory": review.territory,
             "created_date": review.created_date,
+            "store": review.store.code(),
+            "language": review.details.language,
+            "app_version": review.details.app_version,
+            "device": review.details.device,
+            "original_text": review.details.original_text,
         }]
     })
 }
@@ -41,7 +47,8 @@ mod tests {
             message(&app, &review),
             json!({"reviews": [{"id": "r1", "app_id": "42", "rating": null, "title": null,
                 "body": "Great", "reviewer_nickname": null, "territory": "FRA",
-                "created_date": "2024-02-03T04:05:06.7-08:00"}]})
+                "created_date": "2024-02-03T04:05:06.7-08:00", "store": "app_store",
+                "language": null, "app_version": null, "device": null, "original_text": null}]})
         );
     }
 }

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::adapters::retry::{AfterMaybeTaken, Attempt, retry_after, with_retries_bounded};
 use crate::config::{RetryPolicy, WebhookFormat};
-use crate::domain::{AppId, Review, Territory};
+use crate::domain::{AppId, Review, Store, Territory};
 use crate::ports::{DeliveryError, Notifier, TimeLimit};
 use crate::secret::Destination;
 
@@ -169,11 +169,25 @@ pub fn payload_for(format: WebhookFormat, card: &ReviewCard<'_>) -> Value {
     }
 }
 
-/// Where a person reads and answers the app's reviews in App Store Connect.
+/// Where a person reads the app's reviews: App Store Connect's ratings page, where they are
+/// answered; for Google Play, the app on play.google.com (the API gives nothing to build a Play
+/// Console link from).
 pub fn ratings_page(app: &AppId) -> String {
-    format!(
-        "https://appstoreconnect.apple.com/apps/{app}/distribution/activity/ios/ratingsResponses"
-    )
+    match app.store() {
+        Store::AppStore => format!(
+            "https://appstoreconnect.apple.com/apps/{app}/distribution/activity/ios/ratingsResponses"
+        ),
+        // A package name is letters, digits, `_` and dots: nothing to escape.
+        Store::GooglePlay => format!("https://play.google.com/store/apps/details?id={app}"),
+    }
+}
+
+/// What the link to [`ratings_page`] says.
+pub fn link_label(store: Store) -> &'static str {
+    match store {
+        Store::AppStore => "Open in App Store Connect",
+        Store::GooglePlay => "Open on Google Play",
+    }
 }
 
 /// What every chat format shows of a review, before the format's own escaping and limits.
@@ -195,6 +209,10 @@ pub struct ReviewCard<'a> {
     pub reply: Option<&'a str>,
     /// [`ratings_page`].
     pub link: String,
+    /// What the link says: [`link_label`].
+    pub link_label: &'static str,
+    /// `App Store review`, `Google Play review`: the store, in the message's own words.
+    pub kind: String,
 }
 
 impl<'a> ReviewCard<'a> {
@@ -221,6 +239,8 @@ impl<'a> ReviewCard<'a> {
                 .map(|r| r.body.trim())
                 .filter(|text| !text.is_empty()),
             link: ratings_page(app),
+            link_label: link_label(app.store()),
+            kind: format!("{} review", app.store().name()),
         }
     }
 
@@ -236,11 +256,42 @@ impl<'a> ReviewCard<'a> {
         self.nickname.unwrap_or("an anonymous reviewer")
     }
 
-    /// `🇫🇷 France`, the unknown code as sent, or `unknown territory`.
+    /// Where the reviewer is: `🇫🇷 France`, the unknown code as sent, or `unknown territory`;
+    /// Google Play gives the device's language instead: `language en-GB`.
     pub fn territory_display(&self) -> String {
+        if self.review.store == Store::GooglePlay {
+            return match self.review.details.language.as_deref().map(str::trim) {
+                Some(language) if !language.is_empty() => format!("language {language}"),
+                _ => "language unknown".to_owned(),
+            };
+        }
         self.territory
             .as_ref()
             .map_or_else(|| "unknown territory".to_owned(), Territory::display)
+    }
+
+    /// The label of a field showing where the reviewer is: `Territory`, or `Language` for Play.
+    pub fn place_label(&self) -> &'static str {
+        match self.review.store {
+            Store::AppStore => "Territory",
+            Store::GooglePlay => "Language",
+        }
+    }
+
+    /// The value of that field: [`Self::territory_display`], or the bare language tag.
+    pub fn place_value(&self) -> String {
+        match self.review.store {
+            Store::AppStore => self.territory_display(),
+            Store::GooglePlay => self
+                .review
+                .details
+                .language
+                .as_deref()
+                .map(str::trim)
+                .filter(|language| !language.is_empty())
+                .unwrap_or("unknown")
+                .to_owned(),
+        }
     }
 }
 

@@ -44,6 +44,7 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
     };
 
     let context = [
+        card.kind.clone(),
         format!(
             "by {}",
             escape(&truncate_chars(card.nickname_or_anonymous(), 100))

@@ -65,10 +65,10 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
     let nickname = fit_escaped(card.nickname_or_anonymous(), NICKNAME_MAX, escape, char_len);
     let facts = json!([
         {"title": "Reviewer", "value": nickname},
-        {"title": "Territory", "value": escape(&card.territory_display())},
+        {"title": card.place_label(), "value": escape(&card.place_value())},
         {"title": "Date", "value": card.date},
     ]);
-    let app_name = escape(&card.app_name);
+    let app_name = format!("{} · {}", escape(&card.app_name), escape(&card.kind));
 
     let texts = vec![
         card.body.unwrap_or_default().to_owned(),
@@ -106,7 +106,7 @@ pub fn render(card: &ReviewCard<'_>) -> Value {
                     "body": blocks,
                     "actions": [{
                         "type": "Action.OpenUrl",
-                        "title": "Open in App Store Connect",
+                        "title": card.link_label,
                         "url": card.link,
                     }],
                 },
