@@ -437,12 +437,71 @@ fn app_ids_pattern_takes_what_the_code_takes() {
     ];
     let by_template = pattern_matches(&pattern, &samples);
     for (sample, allowed) in samples.iter().zip(by_template) {
-        let by_code = config_with(&[("APP_IDS", sample)]).is_ok();
+        // With a Play app beside it, as the template's rule requires of an empty AppIds.
+        let by_code =
+            config_with(&[("APP_IDS", sample), ("PLAY_PACKAGES", "com.example.app")]).is_ok();
         assert_eq!(
             allowed, by_code,
             "AppIds `{sample}`: the template says {allowed}, the code {by_code}"
         );
     }
+}
+
+#[test]
+fn play_packages_pattern_takes_what_the_code_takes() {
+    let doc = template();
+    let pattern = allowed_pattern(&doc, "PlayPackages");
+    let samples = [
+        "com.example.app",
+        "com.example.app,org.x_y.App2",
+        " com.example.app , a.b ",
+        "",
+        "app",
+        "com..app",
+        "com.1app",
+        "com.exa-mple",
+        "com.example.app;a.b",
+        "123",
+        ".com.app",
+    ];
+    let by_template = pattern_matches(&pattern, &samples);
+    for (sample, allowed) in samples.iter().zip(by_template) {
+        let by_code = config_with(&[("PLAY_PACKAGES", sample)]).is_ok();
+        assert_eq!(
+            allowed, by_code,
+            "PlayPackages `{sample}`: the template says {allowed}, the code {by_code}"
+        );
+    }
+    let env = &function_properties(&doc)["Environment"]["Variables"];
+    assert!(is_ref(&env["PLAY_PACKAGES"], "PlayPackages"));
+    assert!(is_ref(
+        &env["PLAY_TRANSLATION_LANGUAGE"],
+        "PlayTranslationLanguage"
+    ));
+    for name in ["AppIds", "PlayPackages", "PlayTranslationLanguage"] {
+        assert_eq!(
+            literal(&parameter(&doc, name)["Default"]).as_deref(),
+            Some(""),
+            "{name} may be left empty"
+        );
+    }
+}
+
+/// Both app lists may be empty in the parameters, so a rule refuses a stack with neither, as the
+/// code would refuse to start.
+#[test]
+fn a_stack_needs_an_app_in_either_store() {
+    let doc = template();
+    let rule =
+        serde_json::to_string(&serde_json::to_value(&doc["Rules"]["AtLeastOneApp"]).unwrap())
+            .unwrap();
+    for needed in ["AppIds", "PlayPackages", "Or", "Not", "Equals"] {
+        assert!(rule.contains(needed), "the rule names {needed}: {rule}");
+    }
+    assert!(
+        config_with(&[("APP_IDS", ""), ("PLAY_PACKAGES", "")]).is_err(),
+        "the code refuses neither list too"
+    );
 }
 
 #[test]
