@@ -382,7 +382,7 @@ fn parse_destinations(
     Ok(destinations)
 }
 
-const DESTINATION_FIELDS: [&str; 9] = [
+const DESTINATION_FIELDS: [&str; 10] = [
     "url",
     "format",
     "name",
@@ -390,6 +390,7 @@ const DESTINATION_FIELDS: [&str; 9] = [
     "apps",
     "ratings",
     "territories",
+    "languages",
     "include_keywords",
     "exclude_keywords",
 ];
@@ -475,6 +476,22 @@ fn parse_route(
                 return Err(bad(
                     "territories",
                     format!("holds `{value}`; use ISO 3166-1 alpha-3 codes such as \"USA\""),
+                ));
+            }
+        }
+    }
+    for value in list("languages")? {
+        // A language subtag: 2 or 3 letters (ISO 639), as the part of a tag before any `-`.
+        match value.as_str().map(str::trim) {
+            Some(l) if (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()) => {
+                route.languages.push(l.to_ascii_lowercase())
+            }
+            _ => {
+                return Err(bad(
+                    "languages",
+                    format!(
+                        "holds `{value}`; use language codes such as \"en\" (it takes en-GB, en-US, …)"
+                    ),
                 ));
             }
         }

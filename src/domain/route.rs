@@ -1,4 +1,4 @@
-//! Which reviews a destination wants: its apps, ratings, territories and keywords.
+//! Which reviews a destination wants: its apps, ratings, territories, languages and keywords.
 
 use super::{AppId, Review};
 
@@ -10,6 +10,9 @@ pub struct Route {
     pub ratings: Vec<u8>,
     /// ISO 3166-1 alpha-3 codes, upper case, as Apple sends them.
     pub territories: Vec<String>,
+    /// ISO 639 language codes, lower case: `en` takes a review whose language is `en-GB`. Only
+    /// Google Play says a review's language, so a rule here takes no App Store review.
+    pub languages: Vec<String>,
     /// Lower case. The review's title or body must contain at least one.
     pub include_keywords: Vec<String>,
     /// Lower case. The review's title and body must contain none.
@@ -29,6 +32,16 @@ impl Route {
                 .territory
                 .as_deref()
                 .is_some_and(|t| self.territories.iter().any(|x| x.eq_ignore_ascii_case(t)))
+        {
+            return false;
+        }
+        if !self.languages.is_empty()
+            && !review.details.language.as_deref().is_some_and(|tag| {
+                let language = tag.split(['-', '_']).next().unwrap_or_default();
+                self.languages
+                    .iter()
+                    .any(|l| l.eq_ignore_ascii_case(language))
+            })
         {
             return false;
         }
@@ -86,6 +99,7 @@ mod tests {
             apps: vec![app("1")],
             ratings: vec![1, 2],
             territories: vec!["USA".into(), "JPN".into()],
+            languages: Vec::new(),
             include_keywords: vec!["crash".into(), "クラッシュ".into()],
             exclude_keywords: vec!["refund".into()],
         };
@@ -111,6 +125,39 @@ mod tests {
         assert!(
             !route.matches(&one, &review(1, "USA", "crash", "I want a REFUND")),
             "excluded"
+        );
+    }
+
+    #[test]
+    fn languages_take_play_reviews_by_the_language_part_and_no_app_store_review() {
+        let play = |tag: Option<&str>| {
+            let mut review = review(3, "", "", "").in_store(crate::domain::Store::GooglePlay);
+            review.territory = None;
+            review.details.language = tag.map(Into::into);
+            review
+        };
+        let package = AppId::play("com.example.app").unwrap();
+        let english = Route {
+            languages: vec!["en".into()],
+            ..Route::default()
+        };
+        for tag in ["en", "en-GB", "EN_us"] {
+            assert!(english.matches(&package, &play(Some(tag))), "{tag}");
+        }
+        for tag in [Some("fr-FR"), Some("eng"), Some(""), None] {
+            assert!(!english.matches(&package, &play(tag)), "{tag:?}");
+        }
+        assert!(
+            !english.matches(&app("1"), &review(3, "GBR", "", "")),
+            "App Store reviews say no language"
+        );
+        let british = Route {
+            territories: vec!["GBR".into()],
+            ..Route::default()
+        };
+        assert!(
+            !british.matches(&package, &play(Some("en-GB"))),
+            "territories match no Play review"
         );
     }
 
