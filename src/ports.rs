@@ -1,12 +1,12 @@
-//! The narrow traits the relay runs over. Adapters implement them for AWS, App Store Connect and
-//! webhooks; unit tests implement them in memory.
+//! The narrow traits the relay runs over. Adapters implement them for AWS, App Store Connect,
+//! Google Play and webhooks; unit tests implement them in memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::domain::{AppId, AppState, Lookback, Progress, Review, Watermark};
+use crate::domain::{AppId, AppState, Lookback, Progress, Review, Store, Watermark};
 use crate::secret::{Destination, RelaySecret};
 
 /// How long an app's work may go on in this invocation.
@@ -156,8 +156,13 @@ pub enum SourceError {
         detail: String,
         attempts: u32,
     },
-    #[error("cannot reach App Store Connect: {cause}{}", tries(*.attempts))]
-    Transport { cause: String, attempts: u32 },
+    /// The store's API (or its token endpoint) could not be reached, or a request was cut off.
+    #[error("cannot reach {}: {cause}{}", api_name(*.store), tries(*.attempts))]
+    Transport {
+        store: Store,
+        cause: String,
+        attempts: u32,
+    },
     #[error("cannot sign the token: {0}")]
     Signing(String),
     #[error("the response could not be parsed: {0}")]
@@ -168,6 +173,51 @@ pub enum SourceError {
     Secret(#[from] SecretError),
     #[error("{0}")]
     NoCredentials(&'static str),
+    #[error(
+        "Google refused the service account's token request ({error}{description}): check in the secret's `google_service_account` its `client_email`, and that `private_key` and `private_key_id` are those of a key that still exists in Google Cloud (IAM & Admin → Service accounts → Keys), and that this machine's clock is right (Google refuses an assertion dated in the future or expired)"
+    )]
+    PlayTokenRefused {
+        /// Google's `error` (`invalid_grant`, …) and `error_description`, quoted: they name the
+        /// check that failed, never a credential.
+        error: String,
+        description: String,
+    },
+    #[error(
+        "Google Play refused the access token twice (401 UNAUTHENTICATED), the second made with the secret read again: check the secret's `google_service_account`"
+    )]
+    PlayUnauthorized,
+    #[error(
+        "the Google Play Android Developer API is not enabled in the service account's Google Cloud project{}: enable it in Google Cloud (APIs & Services → Library → Google Play Android Developer API), wait a few minutes, then run again",
+        .project.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+    )]
+    PlayApiDisabled { project: Option<String> },
+    #[error(
+        "the service account {account} cannot read the reviews of {package} (403 PERMISSION_DENIED): in the Play Console, under Users and permissions, give it the permission \"Reply to reviews\" for this app (it is needed even to read reviews)"
+    )]
+    PlayForbidden { package: AppId, account: String },
+    #[error(
+        "Google Play app {0} was not found (404): check PLAY_PACKAGES, and that the app is in the service account's Play Console developer account"
+    )]
+    PlayAppNotFound(AppId),
+    #[error(
+        "Google Play quota exceeded ({status}): Google allows 200 GET requests an hour per app for reviews{}",
+        tries(*.attempts)
+    )]
+    PlayRateLimited { status: u16, attempts: u32 },
+    #[error("Google Play answered {status}{detail}{}", tries(*.attempts))]
+    PlayStatus {
+        status: u16,
+        detail: String,
+        attempts: u32,
+    },
+}
+
+/// The store's API as error messages name it.
+fn api_name(store: Store) -> &'static str {
+    match store {
+        Store::AppStore => "App Store Connect",
+        Store::GooglePlay => "Google Play",
+    }
 }
 
 /// An app's lease as one read found it.
@@ -340,5 +390,27 @@ mod tests {
         );
         assert_eq!(RateBudget::parse("user-hour-lim:3500;"), None);
         assert_eq!(RateBudget::parse("garbage"), None);
+    }
+
+    #[test]
+    fn a_transport_error_names_its_store() {
+        let apple = SourceError::Transport {
+            store: Store::AppStore,
+            cause: "timed out".into(),
+            attempts: 1,
+        };
+        assert_eq!(
+            apple.to_string(),
+            "cannot reach App Store Connect: timed out"
+        );
+        let play = SourceError::Transport {
+            store: Store::GooglePlay,
+            cause: "timed out".into(),
+            attempts: 2,
+        };
+        assert_eq!(
+            play.to_string(),
+            "cannot reach Google Play: timed out (after 2 attempts)"
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod aws_http;
 pub mod credentials;
 pub mod dry_run;
 pub mod dynamodb;
+pub mod googleplay;
 pub mod metrics;
 pub mod retry;
 pub mod sdk_error;

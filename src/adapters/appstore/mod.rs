@@ -17,7 +17,7 @@ use crate::config::RetryPolicy;
 use url::Url;
 
 use crate::adapters::credentials::SecretHandle;
-use crate::domain::AppId;
+use crate::domain::{AppId, Store};
 use crate::ports::{Cursor, Page, RateBudget, ReviewSource, SourceError, TimeLimit};
 use crate::secret::{ApiKey, RelaySecret};
 
@@ -203,6 +203,7 @@ impl AppStoreClient {
             .send()
             .await;
         let transport = |e| SourceError::Transport {
+            store: Store::AppStore,
             cause: super::describe_http_error(e),
             attempts: attempt,
         };
