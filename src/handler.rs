@@ -13,12 +13,14 @@ use crate::adapters::appstore::AppStoreClient;
 use crate::adapters::credentials::SecretHandle;
 use crate::adapters::dry_run::{ReadOnlyState, Rehearsal};
 use crate::adapters::dynamodb::DynamoStateStore;
+use crate::adapters::googleplay::GooglePlayClient;
 use crate::adapters::metrics;
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
 use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
 use crate::domain::Store;
 use crate::event::{EventRefused, Request};
+use crate::ports::ReviewSource;
 use crate::relay::{
     Deps, RunOptions, RunSummary, Sources, TestSummary, run_once, send_test_message, time_limit,
 };
@@ -36,6 +38,8 @@ pub struct Relay {
     config: Config,
     secrets: Arc<SecretsManagerSecrets>,
     source: AppStoreClient,
+    /// Built only when `PLAY_PACKAGES` names apps.
+    play: Option<GooglePlayClient>,
     state: DynamoStateStore,
     notifier: WebhookNotifier,
     /// When this process started (Unix ms): no real deadline is earlier.
@@ -118,8 +122,18 @@ impl Relay {
             ),
         );
         let handle = SecretHandle::new(secrets.clone());
+        let play = config.relays(Store::GooglePlay).then(|| {
+            GooglePlayClient::new(
+                http.clone(),
+                handle.clone(),
+                config.play_base_url.clone(),
+                config.play_translation_language.clone(),
+                config.asc_retry,
+            )
+        });
         Self {
             secrets,
+            play,
             source: AppStoreClient::new(
                 http.clone(),
                 handle,
@@ -219,7 +233,7 @@ impl Relay {
             secrets: self.secrets.as_ref(),
             sources: Sources {
                 app_store: Some(&self.source),
-                google_play: None,
+                google_play: self.play.as_ref().map(|p| p as &dyn ReviewSource),
             },
             state: &self.state,
             notifier: &self.notifier,

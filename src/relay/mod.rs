@@ -898,6 +898,7 @@ async fn fetch_new(
             // The store may no longer take a link an earlier run saved: start over.
             Err(
                 err @ (SourceError::Status { .. }
+                | SourceError::PlayStatus { .. }
                 | SourceError::Unparseable(_)
                 | SourceError::ForeignNext),
             ) if continued && read_pages == 0 => {
