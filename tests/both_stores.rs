@@ -134,8 +134,39 @@ async fn both_stores_relay_in_one_run_each_review_once_in_its_apps_order() {
     assert_eq!(summary_app(&third, PACKAGE)["delivered"], 1, "{third}");
     assert_eq!(
         world.delivered_to(PACKAGE),
-        [google_ids, newer_ids].concat()
+        [google_ids.clone(), newer_ids].concat()
     );
+
+    // The reviewer edits a review: it goes out once more, marked, under a key of its own.
+    let edited_id = &google_ids[5];
+    play.edit_review(
+        PACKAGE,
+        edited_id,
+        "Better now\tThe update fixed it",
+        5,
+        real_now_secs(),
+    );
+    let after_edit = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+    assert_eq!(
+        summary_app(&after_edit, PACKAGE)["delivered"],
+        1,
+        "{after_edit}"
+    );
+    let last = world.receiver.accepted().pop().unwrap();
+    let sent = &last.json.as_ref().unwrap()["reviews"][0];
+    assert_eq!(sent["id"], edited_id.as_str());
+    assert_eq!(sent["edited"], true);
+    assert_eq!(sent["previous_rating"], 1, "review 5 had 1 star: {sent}");
+    assert_eq!(sent["rating"], 5);
+    assert_eq!(sent["title"], "Better now");
+    let key = last.header("idempotency-key").unwrap();
+    assert!(
+        key.starts_with(&format!("{edited_id}@")),
+        "an edit's key is not the first version's: {key}"
+    );
+    let quiet = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+    assert_eq!(summary_app(&quiet, PACKAGE)["delivered"], 0, "{quiet}");
+
     assert_no_leaks(&world, &[&process.output()]);
     assert_no_play_leaks(&[&process.output(), &summary.to_string()]);
 }

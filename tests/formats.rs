@@ -182,6 +182,32 @@ fn a_google_play_review_names_its_store_and_links_to_the_app_on_google_play() {
 }
 
 #[test]
+fn an_edit_shows_the_rating_before_and_after_in_every_chat_format() {
+    let app = AppId::play("com.example.app").unwrap();
+    let edit = play_review().as_edit_of(Some(5));
+    for format in WebhookFormat::ALL {
+        let message = payload(format, &app, &edit);
+        check_limits(format, &format!("{}-edit", format.name()), &message);
+        let text = message.to_string();
+        if format == WebhookFormat::Json {
+            let sent = &message["reviews"][0];
+            assert_eq!(
+                sent["id"], "gp:AOqpTOF1",
+                "the store's id, not the version's"
+            );
+            assert_eq!(sent["edited"], true);
+            assert_eq!(sent["previous_rating"], 5);
+        } else {
+            assert!(
+                text.contains("★★★★★ → ★★☆☆☆ (edited)"),
+                "{}: {text}",
+                format.name()
+            );
+        }
+    }
+}
+
+#[test]
 fn multibyte_text_arrives_whole() {
     let app = AppId::parse(APP).unwrap();
     let review = read_review("multilingual");

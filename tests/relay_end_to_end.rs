@@ -147,7 +147,8 @@ async fn all_three_sample_events_run_and_print_the_summary() {
         message.json.as_ref().unwrap()["reviews"][0],
         json!({"id": "e1", "app_id": "555", "rating": 4, "title": null, "body": null,
                "reviewer_nickname": null, "territory": null,
-               "created_date": created, "store": "app_store", "language": null,
+               "created_date": created, "store": "app_store", "edited": false,
+               "previous_rating": null, "language": null,
                "app_version": null, "device": null, "original_text": null})
     );
 }

@@ -35,7 +35,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::adapters::sdk_error::SdkFailure;
 use crate::domain::{
-    AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Store, Watermark,
+    AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Store, Version, Watermark,
 };
 use crate::ports::{Lease, Snapshot, StateError, StateStore};
 
@@ -57,6 +57,10 @@ const LEASE_GENERATION: &str = "gen";
 /// A lease item is swept this long after its last lease lapsed (an app no longer relayed).
 const LEASE_KEPT_SECONDS: i64 = 30 * 86_400;
 const STOPS: &str = "stops";
+/// On a delivered item: the version delivered (see [`Version`]).
+const DIGEST: &str = "digest";
+const ORIGINAL_ID: &str = "original_id";
+const RATING: &str = "rating";
 const CREATED: &str = "created_ns";
 const RESCAN_FROM: &str = "rescan_from_ns";
 const RESCAN_CUTS: &str = "rescan_cuts";
@@ -184,7 +188,11 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
                 .and_then(|v| v.as_s().ok())
                 .cloned()
                 .unwrap_or_default();
-            Some(Watermark { key, created_date })
+            Some(Watermark {
+                key,
+                created_date,
+                version: None,
+            })
         }
     };
     let key_at = |name: &str| -> Result<Option<ReviewKey>, StateError> {
@@ -326,6 +334,25 @@ impl StateStore for DynamoStateStore {
                     None => Delivered::All,
                     Some(keys) => Delivered::To(keys.iter().cloned().collect()),
                 };
+                // Recorded before edits were noticed: no version, the review counts as unchanged.
+                if let Some(digest) = item.get(DIGEST).and_then(|v| v.as_s().ok()) {
+                    let original_id = item
+                        .get(ORIGINAL_ID)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_else(|| key.id.clone());
+                    state.note_version(&Watermark {
+                        key: key.clone(),
+                        created_date: String::new(),
+                        version: Some(Version {
+                            original_id,
+                            digest: digest.clone(),
+                            rating: number(item, RATING)
+                                .and_then(|r| u8::try_from(r).ok())
+                                .filter(|r| (1..=5).contains(r)),
+                        }),
+                    });
+                }
                 state.delivered.insert(key.id, to);
             }
             match page.last_evaluated_key {
@@ -388,10 +415,13 @@ impl StateStore for DynamoStateStore {
                     SORT_KEY,
                     s(format!("{DELIVERED_PREFIX}{}", review.key.encode())),
                 )
-                .update_expression(
+                .update_expression(if review.version.is_some() {
+                    "SET review_id = :id, created_date = :date, delivered_at = :now, #ttl = :ttl, \
+                     digest = :digest, original_id = :of, rating = :rating ADD #to :to"
+                } else {
                     "SET review_id = :id, created_date = :date, delivered_at = :now, #ttl = :ttl \
-                     ADD #to :to",
-                )
+                     ADD #to :to"
+                })
                 .condition_expression(
                     "attribute_not_exists(pk) OR (attribute_exists(#to) AND NOT contains(#to, :d))",
                 )
@@ -405,7 +435,16 @@ impl StateStore for DynamoStateStore {
                     ":to",
                     AttributeValue::Ss(vec![destination.to_owned()]),
                 )
-                .expression_attribute_values(":d", s(destination))
+                .expression_attribute_values(":d", s(destination));
+            let update = match &review.version {
+                None => update,
+                // No rating is stored as 0 (ratings are 1 to 5).
+                Some(version) => update
+                    .expression_attribute_values(":digest", s(&version.digest))
+                    .expression_attribute_values(":of", s(&version.original_id))
+                    .expression_attribute_values(":rating", n(version.rating.unwrap_or(0))),
+            };
+            let update = update
                 .build()
                 .map_err(|e| StateError::Store(e.to_string()))?;
             items.push(TransactWriteItem::builder().update(update).build());

@@ -18,8 +18,8 @@ pub use progress::{
 };
 #[cfg(test)]
 pub(crate) use review::sample as sample_review;
-pub use review::{DeveloperResponse, Review, ReviewKey, StoreDetails, parse_instant};
+pub use review::{DeveloperResponse, Edit, Review, ReviewKey, StoreDetails, parse_instant};
 pub use route::Route;
-pub use state::{AppState, Delivered, Watermark, select_new};
+pub use state::{AppState, Delivered, Version, Watermark, select_new};
 pub use territory::Territory;
 pub use window::{COVERAGE_MARGIN_HOURS, Lookback, coverage_floor, max_reach_hours};

@@ -26,7 +26,19 @@ pub struct Review {
     /// device, the app version reviewed, and the reviewer's own words when `body` holds a
     /// translation.
     pub details: StoreDetails,
+    /// Set on a later version of a review already delivered: its text or rating changed.
+    pub edit: Option<Edit>,
     key: ReviewKey,
+}
+
+/// What a later version of a delivered review carries. Its `id` (and so its delivery records
+/// and its `Idempotency-Key`) is `<original id>@<digest>`, so each version goes to each
+/// destination once, and receivers that drop a repeated key do not drop the edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub original_id: String,
+    /// The rating of the version delivered before, when it differs.
+    pub previous_rating: Option<u8>,
 }
 
 /// Fields only Google Play gives; all optional ("May be absent" in Google's document).
@@ -112,8 +124,56 @@ impl Review {
             created_date,
             response,
             details: StoreDetails::default(),
+            edit: None,
             key,
         })
+    }
+
+    /// The review's id in its store, whatever version this is.
+    pub fn original_id(&self) -> &str {
+        self.edit
+            .as_ref()
+            .map_or(&self.id, |edit| &edit.original_id)
+    }
+
+    /// A digest of what a reader sees change when a review is edited: its rating, title and
+    /// text (the reviewer's own words when the text is a translation, which Google may word
+    /// differently from one read to the next). FNV-1a, 64 bits, as hex: stable across versions
+    /// of this program, which compare it with digests in records written earlier.
+    pub fn digest(&self) -> String {
+        let text = self
+            .details
+            .original_text
+            .as_deref()
+            .map(|original| (None, Some(original)))
+            .unwrap_or((self.title.as_deref(), self.body.as_deref()));
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for byte in bytes {
+                hash ^= u64::from(*byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            // A separator no text holds, so ("ab", "c") and ("a", "bc") differ.
+            hash ^= 0xff;
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        };
+        feed(&[self.rating.unwrap_or(0)]);
+        feed(text.0.unwrap_or_default().trim().as_bytes());
+        feed(text.1.unwrap_or_default().trim().as_bytes());
+        format!("{hash:016x}")
+    }
+
+    /// This review as a later version of one delivered with `before`'s rating: its id becomes
+    /// `<id>@<digest>`.
+    pub fn as_edit_of(mut self, previous_rating: Option<u8>) -> Self {
+        let original_id = self.id.clone();
+        self.id = format!("{original_id}@{}", self.digest());
+        self.key.id = self.id.clone();
+        self.edit = Some(Edit {
+            original_id,
+            previous_rating: previous_rating.filter(|before| Some(*before) != self.rating),
+        });
+        self
     }
 
     /// The same review, from `store`.
@@ -197,6 +257,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_digest_changes_with_the_rating_or_the_words_only() {
+        let base = review("a", "2024-01-01T00:00:00Z");
+        let mut same = base.clone();
+        same.reviewer_nickname = Some("someone".into());
+        assert_eq!(base.digest(), same.digest());
+        let mut rated = base.clone();
+        rated.rating = Some(2);
+        let mut worded = base.clone();
+        worded.body = Some("Now broken".into());
+        let mut split = base.clone();
+        split.title = Some("ab".into());
+        split.body = Some("c".into());
+        let mut moved = base.clone();
+        moved.title = Some("a".into());
+        moved.body = Some("bc".into());
+        let digests = [&base, &rated, &worded, &split, &moved].map(Review::digest);
+        for (i, x) in digests.iter().enumerate() {
+            for y in &digests[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        // A translation is compared by the reviewer's own words.
+        let mut translated = worded.clone();
+        translated.details.original_text = Some("Agora quebrado".into());
+        let mut translated_again = translated.clone();
+        translated_again.body = Some("Broken now".into());
+        assert_eq!(translated.digest(), translated_again.digest());
+    }
+
+    #[test]
+    fn an_edit_is_a_new_version_under_its_own_id() {
+        let mut review = review("a", "2024-01-01T00:00:00Z");
+        review.rating = Some(4);
+        let edit = review.clone().as_edit_of(Some(2));
+        assert_eq!(edit.id, format!("a@{}", review.digest()));
+        assert_eq!(edit.key().id, edit.id);
+        assert_eq!(edit.original_id(), "a");
+        assert_eq!(edit.edit.as_ref().unwrap().previous_rating, Some(2));
+        assert_eq!(
+            review
+                .clone()
+                .as_edit_of(Some(4))
+                .edit
+                .unwrap()
+                .previous_rating,
+            None
+        );
     }
 
     #[test]

@@ -13,6 +13,18 @@ pub struct Watermark {
     pub key: ReviewKey,
     /// Apple's `createdDate` string of that review, kept for people reading the table.
     pub created_date: String,
+    /// What a delivery record keeps to notice an edit; `None` in records written before.
+    pub version: Option<Version>,
+}
+
+/// The version of a review a delivery record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The review's id in its store (the record's own id differs for an edit).
+    pub original_id: String,
+    /// [`Review::digest`].
+    pub digest: String,
+    pub rating: Option<u8>,
 }
 
 impl Watermark {
@@ -20,6 +32,11 @@ impl Watermark {
         Self {
             key: review.key().clone(),
             created_date: review.created_date.clone(),
+            version: Some(Version {
+                original_id: review.original_id().to_owned(),
+                digest: review.digest(),
+                rating: review.rating,
+            }),
         }
     }
 }
@@ -36,6 +53,9 @@ pub struct AppState {
     pub watermark: Option<Watermark>,
     /// The reviews delivered inside the overlap window (older ones are not loaded), by id.
     pub delivered: HashMap<String, Delivered>,
+    /// The latest version delivered of each review in the window that has one recorded, by the
+    /// review's id in its store, with the key of its record.
+    pub versions: HashMap<String, (ReviewKey, Version)>,
     /// When each destination was first seen for this app (ns): it gets reviews created since.
     /// A destination missing here is new.
     pub destinations_since: HashMap<String, i128>,
@@ -86,6 +106,36 @@ impl AppState {
         }
     }
 
+    /// `review` as this state knows it: a later version of a delivered review when its rating or
+    /// words changed since ([`Review::as_edit_of`]), else as it is. A review whose record has
+    /// no version (written before edits were noticed) counts as unchanged.
+    pub fn versioned(&self, review: Review) -> Review {
+        match self.versions.get(&review.id) {
+            Some((_, delivered)) if delivered.digest != review.digest() => {
+                review.as_edit_of(delivered.rating)
+            }
+            _ => review,
+        }
+    }
+
+    /// Notes the version a record holds, if it is the newest noted for its review (records of
+    /// edits sort after the record they follow: a later instant, or the same one and a longer id).
+    pub fn note_version(&mut self, record: &Watermark) {
+        let Some(version) = &record.version else {
+            return;
+        };
+        let newer = self
+            .versions
+            .get(&version.original_id)
+            .is_none_or(|(noted, _)| record.key >= *noted);
+        if newer {
+            self.versions.insert(
+                version.original_id.clone(),
+                (record.key.clone(), version.clone()),
+            );
+        }
+    }
+
     /// In the window, and not yet delivered to every destination.
     pub fn is_new(&self, review: &Review, lookback: Lookback) -> bool {
         review.key().nanos >= self.window_start(lookback)
@@ -120,8 +170,10 @@ impl AppState {
 
     /// Records a delivery to `destinations` in memory, as the table records it.
     pub fn delivered(&mut self, review: &Review, destinations: &[String], advance: bool) {
+        let record = Watermark::of(review);
+        self.note_version(&record);
         if advance && self.advances(review) {
-            self.watermark = Some(Watermark::of(review));
+            self.watermark = Some(record);
         }
         self.deliver_to(&review.id, destinations);
     }
@@ -155,6 +207,7 @@ pub fn select_new(
 ) -> Vec<Review> {
     let mut fresh: Vec<Review> = fetched
         .into_iter()
+        .map(|r| state.versioned(r))
         .filter(|r| state.is_new(r, lookback))
         .collect();
     fresh.sort_by(Review::delivery_order);

@@ -225,6 +225,9 @@ impl StateStore for MemoryState {
                 state.replay_from_nanos = replay_from_nanos;
                 state.delivered.retain(|id, _| !older.contains(id));
                 state
+                    .versions
+                    .retain(|_, (key, _)| !older.contains(&key.id));
+                state
             });
         let lease = self
             .leases
@@ -264,6 +267,7 @@ impl StateStore for MemoryState {
         self.writes.fetch_add(1, Ordering::SeqCst);
         for mark in delivered {
             state.deliver_to(&mark.key.id, &[destination.to_owned()]);
+            state.note_version(mark);
             self.records.lock().unwrap().push(MemoryRecord {
                 app: app.clone(),
                 key: mark.key.clone(),
@@ -2200,4 +2204,101 @@ async fn a_second_spanning_several_pages_at_a_stop_goes_out_once() {
     let mut ordered = others.clone();
     ordered.sort();
     assert_eq!(others, ordered);
+}
+
+/// `r` as its store lists it after an edit: new words and rating, and, as Google Play does, a
+/// later instant (`at`); App Store edits keep theirs.
+fn edited(r: &Review, body: &str, rating: u8, at: &str) -> Review {
+    let mut e = Review::new(
+        r.id.clone(),
+        Some(rating),
+        r.title.clone(),
+        Some(body.into()),
+        r.reviewer_nickname.clone(),
+        r.territory.clone(),
+        at.into(),
+        None,
+    )
+    .unwrap();
+    e.store = r.store;
+    e
+}
+
+#[tokio::test]
+async fn an_edited_review_goes_out_again_once_marked_with_its_earlier_rating() {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let first = rated("r", 2, &instant(start - HOUR));
+    world.source.set("1", vec![first.clone()]);
+    world.run_with(at(&["1"], start)).await;
+    assert_eq!(world.notifier.ids("1"), ["r"]);
+
+    // Edited twice before the next run, the second time back to 2 stars: one message, the
+    // latest version, under an id of its own.
+    let twice = edited(&first, "Worse now", 5, &instant(start + HOUR));
+    let latest = edited(&first, "Fixed, thanks", 4, &instant(start + 2 * HOUR));
+    world.source.set("1", vec![latest.clone()]);
+    let summary = world.run_with(at(&["1"], start + 3 * HOUR)).await;
+    assert_eq!(summary.apps[0].delivered, 1, "{summary:?}");
+    let version = format!("r@{}", latest.digest());
+    assert_ne!(twice.digest(), latest.digest());
+    assert_eq!(world.notifier.ids("1"), ["r".to_owned(), version.clone()]);
+    let state = state_of(&world);
+    assert_eq!(state.versions["r"].1.digest, latest.digest());
+    assert_eq!(state.versions["r"].1.rating, Some(4));
+
+    // Unchanged since: nothing more, however often it is read.
+    for hour in 4..6 {
+        world.run_with(at(&["1"], start + hour * HOUR)).await;
+    }
+    assert_eq!(world.notifier.ids("1"), ["r".to_owned(), version]);
+}
+
+#[tokio::test]
+async fn an_app_store_edit_under_the_same_instant_is_noticed_inside_the_window_and_old_records_count_as_unchanged()
+ {
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let first = rated("a", 1, &instant(start - HOUR));
+    let legacy = rated("b", 3, &instant(start - 2 * HOUR));
+    world.source.set("1", vec![first.clone(), legacy.clone()]);
+    world.run_with(at(&["1"], start)).await;
+    // `b`'s record as an earlier version wrote it: no version.
+    world
+        .state
+        .apps
+        .lock()
+        .unwrap()
+        .get_mut(&app("1"))
+        .unwrap()
+        .versions
+        .remove("b");
+
+    let same_instant = edited(&first, "Now it works", 5, &instant(start - HOUR));
+    let legacy_edit = edited(&legacy, "Changed", 1, &instant(start - 2 * HOUR));
+    world
+        .source
+        .set("1", vec![same_instant.clone(), legacy_edit]);
+    world.run_with(at(&["1"], start + HOUR)).await;
+    assert_eq!(
+        world.notifier.ids("1"),
+        [
+            "b".to_owned(),
+            "a".to_owned(),
+            format!("a@{}", same_instant.digest())
+        ]
+    );
+    let marked = select_new(
+        &AppState {
+            versions: state_of(&world).versions,
+            ..AppState::first_run(start, 48)
+        },
+        at(&["1"], start).lookback(),
+        vec![edited(&first, "Other words", 5, &instant(start - HOUR))],
+    );
+    assert_eq!(
+        marked[0].edit.as_ref().unwrap().previous_rating,
+        None,
+        "5 stars before and after: no earlier rating shown"
+    );
 }

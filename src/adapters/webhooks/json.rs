@@ -8,7 +8,7 @@ use crate::domain::{AppId, Review};
 pub fn message(app: &AppId, review: &Review) -> Value {
     json!({
         "reviews": [{
-            "id": review.id,
+            "id": review.original_id(),
             "app_id": app.as_str(),
             "rating": review.rating,
             "title": review.title,
@@ -17,6 +17,8 @@ pub fn message(app: &AppId, review: &Review) -> Value {
             "territory": review.territory,
             "created_date": review.created_date,
             "store": review.store.code(),
+            "edited": review.edit.is_some(),
+            "previous_rating": review.edit.as_ref().and_then(|e| e.previous_rating),
             "language": review.details.language,
             "app_version": review.details.app_version,
             "device": review.details.device,
@@ -48,6 +50,7 @@ mod tests {
             json!({"reviews": [{"id": "r1", "app_id": "42", "rating": null, "title": null,
                 "body": "Great", "reviewer_nickname": null, "territory": "FRA",
                 "created_date": "2024-02-03T04:05:06.7-08:00", "store": "app_store",
+                "edited": false, "previous_rating": null,
                 "language": null, "app_version": null, "device": null, "original_text": null}]})
         );
     }

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::adapters::retry::{AfterMaybeTaken, Attempt, retry_after, with_retries_bounded};
 use crate::config::{RetryPolicy, WebhookFormat};
-use crate::domain::{AppId, Review, Store, Territory};
+use crate::domain::{AppId, Edit, Review, Store, Territory};
 use crate::ports::{DeliveryError, Notifier, TimeLimit};
 use crate::secret::Destination;
 
@@ -196,7 +196,8 @@ pub struct ReviewCard<'a> {
     pub review: &'a Review,
     /// The app as people call it; `App 1234567890` until its name is known.
     pub app_name: String,
-    /// `★★★★☆`, or `(no rating)`.
+    /// `★★★★☆`, or `(no rating)`; an edit says so, with the rating before when it changed:
+    /// `★★☆☆☆ → ★★★★☆ (edited)`.
     pub stars: String,
     /// Text attributes with surrounding whitespace removed; `None` when absent or blank.
     pub title: Option<&'a str>,
@@ -227,7 +228,18 @@ impl<'a> ReviewCard<'a> {
             app,
             review,
             app_name: format!("App {app}"),
-            stars: stars(review.rating),
+            stars: match &review.edit {
+                None => stars(review.rating),
+                Some(Edit {
+                    previous_rating: Some(before),
+                    ..
+                }) => format!(
+                    "{} → {} (edited)",
+                    stars(Some(*before)),
+                    stars(review.rating)
+                ),
+                Some(_) => format!("{} (edited)", stars(review.rating)),
+            },
             title: text(&review.title),
             body: text(&review.body),
             nickname: text(&review.reviewer_nickname),
