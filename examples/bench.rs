@@ -1,8 +1,9 @@
 //! `make bench`: review-relay's release binary run as a Lambda (through the Runtime API double)
-//! against the App Store Connect double, moto and a webhook receiver, all on 127.0.0.1. Measures
-//! cold start, idle runs, a 10,000-review backlog (and the same requests replayed by a plain
-//! client, the floor), 500 idle apps and the binary's size, derives Apple's request budget, prints
-//! a table and writes the generated part of BENCHMARKS.md.
+//! against the App Store Connect double, the Google Play double, moto and a webhook receiver, all
+//! on 127.0.0.1. Measures cold start, idle runs, a 10,000-review App Store backlog (and the same
+//! requests replayed by a plain client, the floor), a 2,000-review Google Play backlog, 500 idle
+//! apps and the binary's size, derives Apple's and Google's request budgets, prints a table and
+//! writes the generated part of BENCHMARKS.md.
 //!
 //! A benchmark, not a test: nothing here asserts a time. Figures are medians over repeated runs.
 
@@ -31,6 +32,7 @@ use time::{OffsetDateTime, UtcOffset};
 use support::asc::{AscConfig, AscDouble, encode_cursor, review};
 use support::keys;
 use support::moto::{Moto, aws_env, sdk_config, unique_name};
+use support::play::{PlayConfig, PlayDouble, play_review, real_now_secs};
 use support::receiver::Receiver;
 use support::runtime_api::{Invocation, LambdaProcess, RuntimeApi};
 use support::template::{create_table_from_template, put_secret};
@@ -56,6 +58,12 @@ const BACKLOG_RUNS: usize = 3;
 const PAGE_LIMIT: usize = 200;
 /// The relay reads this many apps at a time (src/relay/mod.rs); the floor does the same.
 const APP_CONCURRENCY: usize = 4;
+/// One Google Play app's backlog, read in pages of [`PLAY_PAGE_LIMIT`].
+const PLAY_BACKLOG_REVIEWS: usize = 2_000;
+/// Google's largest `reviews.list` page, which the relay asks for.
+const PLAY_PAGE_LIMIT: usize = 100;
+/// Google allows 200 GET requests an hour per app (reviews.list and reviews.get together).
+const PLAY_GETS_PER_HOUR: f64 = 200.0;
 /// The Lambda deadline the Runtime API double hands out: Lambda's longest.
 const LAMBDA_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -97,7 +105,9 @@ async fn run() -> Result<(), String> {
         }
     }
 
-    progress("starting moto, the App Store Connect double, the receiver and a counting proxy");
+    progress(
+        "starting moto, the App Store Connect and Google Play doubles, the receiver and a counting proxy",
+    );
     let services = Services::start(&root).await;
 
     if let Ok(only) = std::env::var("BENCH_ONLY") {
@@ -141,6 +151,11 @@ async fn run() -> Result<(), String> {
     ));
     let backlog = backlog_runs(&services, &relay_binary).await?;
 
+    progress(&format!(
+        "Google Play backlog: {PLAY_BACKLOG_REVIEWS} reviews of one app, then a warm run"
+    ));
+    let play = play_backlog_runs(&services, &relay_binary).await?;
+
     let budget = AppleBudget::from_measurements(&idle, &backlog);
     let report = Report {
         machine: Machine::describe(),
@@ -149,6 +164,7 @@ async fn run() -> Result<(), String> {
         idle,
         many,
         backlog,
+        play,
         budget,
         total: started.elapsed(),
     };
@@ -164,7 +180,7 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// `BENCH_ONLY=cold,idle` (any of `cold`, `idle`, `many`, `backlog`): runs just those parts and
+/// `BENCH_ONLY=cold,idle` (any of `cold`, `idle`, `many`, `backlog`, `play`): runs just those parts and
 /// prints their medians, for checking one change quickly. BENCHMARKS.md is left as it is.
 async fn partial(
     services: &Services,
@@ -175,10 +191,10 @@ async fn partial(
     let parts: Vec<&str> = only.split(',').map(str::trim).collect();
     if let Some(unknown) = parts
         .iter()
-        .find(|p| !["cold", "idle", "many", "backlog"].contains(p))
+        .find(|p| !["cold", "idle", "many", "backlog", "play"].contains(p))
     {
         return Err(format!(
-            "BENCH_ONLY: unknown part `{unknown}` (cold, idle, many, backlog)"
+            "BENCH_ONLY: unknown part `{unknown}` (cold, idle, many, backlog, play)"
         ));
     }
     if parts.contains(&"cold") {
@@ -232,6 +248,25 @@ async fn partial(
             median(&ms(&backlog.relay, |r| r.cpu)) / (backlog.reviews as f64 / 1e3),
         );
     }
+    if parts.contains(&"play") {
+        let play = play_backlog_runs(services, relay_binary).await?;
+        println!(
+            "Google Play backlog {} reviews: relay {:.1} s, CPU {:.0} ms per 1,000, peak RSS {:.1} MB, \
+             {} GETs; warm run {} GETs",
+            play.reviews,
+            median(&ms(&play.relay, |r| r.wall)) / 1e3,
+            median(&ms(&play.relay, |r| r.cpu)) / (play.reviews as f64 / 1e3),
+            mb(median(
+                &play
+                    .relay
+                    .iter()
+                    .map(|r| r.peak_rss_kb as f64)
+                    .collect::<Vec<_>>()
+            )),
+            play.relay[0].calls.play_gets,
+            play.warm[0].calls.play_gets,
+        );
+    }
     Ok(())
 }
 
@@ -248,6 +283,7 @@ struct Services {
     /// The relay (and the floor) reach moto only through this proxy, which counts the calls.
     proxy: CountingProxy,
     asc: AscDouble,
+    play: PlayDouble,
     receiver: Receiver,
     /// Straight to moto, for set-up (not counted).
     admin: SdkConfig,
@@ -257,6 +293,9 @@ struct Services {
 #[derive(Clone, Default)]
 struct Counts {
     asc: usize,
+    /// Google Play double: `reviews.list` GETs, and token exchanges (`POST /token`).
+    play_gets: usize,
+    play_tokens: usize,
     webhook: usize,
     /// By `X-Amz-Target` (`DynamoDB_20120810.PutItem`, `secretsmanager.GetSecretValue`).
     aws: BTreeMap<String, u64>,
@@ -268,6 +307,8 @@ struct Counts {
 #[derive(Clone, Default, Debug)]
 struct Calls {
     asc: usize,
+    play_gets: usize,
+    play_tokens: usize,
     webhook: usize,
     aws: BTreeMap<String, u64>,
     aws_time: BTreeMap<String, Duration>,
@@ -293,6 +334,8 @@ impl Calls {
             .collect();
         Calls {
             asc: after.asc - before.asc,
+            play_gets: after.play_gets - before.play_gets,
+            play_tokens: after.play_tokens - before.play_tokens,
             webhook: after.webhook - before.webhook,
             aws,
             aws_time,
@@ -348,7 +391,11 @@ impl Calls {
 
     /// Same number of requests per service and per operation.
     fn same_shape(&self, other: &Calls) -> bool {
-        self.asc == other.asc && self.webhook == other.webhook && self.aws == other.aws
+        self.asc == other.asc
+            && self.play_gets == other.play_gets
+            && self.play_tokens == other.play_tokens
+            && self.webhook == other.webhook
+            && self.aws == other.aws
     }
 }
 
@@ -360,14 +407,19 @@ impl Services {
             proxy: CountingProxy::start(moto.endpoint()),
             _moto: moto,
             asc: AscDouble::start(AscConfig::team()),
+            play: PlayDouble::start(PlayConfig::fixture()),
             receiver: Receiver::start(),
             admin,
         }
     }
 
     fn counts(&self) -> Counts {
+        let play = self.play.requests();
+        let play_gets = play.iter().filter(|r| r.method == "GET").count();
         Counts {
             asc: self.asc.requests().len(),
+            play_gets,
+            play_tokens: play.len() - play_gets,
             webhook: self.receiver.received().len(),
             aws: self.proxy.counts(),
             aws_time: self.proxy.times(),
@@ -387,6 +439,19 @@ impl Services {
             "issuer_id": keys::ISSUER_ID,
             "key_id": keys::KEY_ID,
             "private_key": keys::PRIVATE_KEY_P8,
+            "webhook_url": self.webhook_url(),
+        });
+        put_secret(&self.admin, &secret, &value.to_string()).await;
+        (table, secret)
+    }
+
+    /// A new table and a Google Play-only secret: the service account's key file and the receiver.
+    async fn fresh_play_state(&self, label: &str) -> (String, String) {
+        let table = unique_name(&format!("bench-{label}"));
+        let secret = unique_name(&format!("bench-{label}-secret"));
+        create_table_from_template(&self.admin, &table).await;
+        let value = json!({
+            "google_service_account": self.play.service_account_json(),
             "webhook_url": self.webhook_url(),
         });
         put_secret(&self.admin, &secret, &value.to_string()).await;
@@ -417,6 +482,32 @@ impl Services {
                 ("SECRET_ID", secret.to_owned()),
                 ("TABLE_NAME", table.to_owned()),
                 ("ASC_BASE_URL", self.asc.base_url()),
+                ("BACKFILL_HOURS", backfill_hours.to_string()),
+                ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
+                ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        env
+    }
+}
+
+impl Services {
+    /// The function's environment for Google Play apps only (`APP_IDS` unset).
+    fn play_env(
+        &self,
+        table: &str,
+        secret: &str,
+        packages: &[String],
+        backfill_hours: u32,
+    ) -> Vec<(String, String)> {
+        let mut env = aws_env(&self.proxy.url());
+        env.extend(
+            [
+                ("PLAY_PACKAGES", packages.join(",")),
+                ("PLAY_BASE_URL", self.play.base_url()),
+                ("SECRET_ID", secret.to_owned()),
+                ("TABLE_NAME", table.to_owned()),
                 ("BACKFILL_HOURS", backfill_hours.to_string()),
                 ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
                 ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
@@ -1029,6 +1120,94 @@ fn check_delivered(services: &Services, expected: usize, who: &str) -> Result<()
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Google Play backlog
+
+struct PlayBacklog {
+    /// The first invocation of a fresh process: reads and delivers the backlog.
+    relay: Vec<Run>,
+    /// A second invocation of the same process: nothing new, the overlap window re-read.
+    warm: Vec<Run>,
+    reviews: usize,
+}
+
+/// `count` Google Play reviews, the newest `newest_secs_ago` old (by `lastModified`), one every
+/// `spacing_secs` before it; each text is a title and a body joined by a tab, as Google sends it.
+fn play_feed(count: usize, newest_secs_ago: i64, spacing_secs: i64) -> Vec<Value> {
+    const TEXT: &str = "Useful, one wish\tDoes what it says and syncs quickly. Would love a \
+        widget for the home screen and a darker dark mode; otherwise five stars from me, honestly.";
+    let now = real_now_secs();
+    (0..count)
+        .map(|i| {
+            let age = newest_secs_ago + (count - 1 - i) as i64 * spacing_secs;
+            play_review(
+                &format!("gp:bench{i:05}"),
+                "reviewer",
+                TEXT,
+                (i % 5 + 1) as u8,
+                now - age,
+                ["en-US", "en-GB", "ja-JP", "de-DE"][i % 4],
+            )
+        })
+        .collect()
+}
+
+/// One Google Play app with [`PLAY_BACKLOG_REVIEWS`] reviews: a fresh process delivers them all,
+/// then serves a second invocation with nothing new. Each round has its own package (the double
+/// counts Google's hourly quota per package).
+async fn play_backlog_runs(
+    services: &Services,
+    relay_binary: &Path,
+) -> Result<PlayBacklog, String> {
+    let mut play = PlayBacklog {
+        relay: Vec::new(),
+        warm: Vec::new(),
+        reviews: PLAY_BACKLOG_REVIEWS,
+    };
+    let runs = std::env::var("BENCH_BACKLOG_RUNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(BACKLOG_RUNS);
+    for round in 1..=runs {
+        let package = format!("com.example.bench.p{}r{round}", std::process::id());
+        services.play.set_reviews(
+            &package,
+            play_feed(PLAY_BACKLOG_REVIEWS, 60, BACKLOG_SPACING_SECS),
+        );
+        let (table, secret) = services.fresh_play_state("play").await;
+        services.receiver.reset();
+        let env = services.play_env(
+            &table,
+            &secret,
+            std::slice::from_ref(&package),
+            BACKLOG_BACKFILL_HOURS,
+        );
+        let mut lambda = Lambda::spawn(relay_binary, &env);
+        lambda.ready().await?;
+        let run = lambda.invoke(services).await?;
+        expect_all_ok(&run.summary, 1, "Google Play backlog run")?;
+        check_delivered(services, PLAY_BACKLOG_REVIEWS, "the relay (Google Play)")?;
+        let warm = lambda.invoke(services).await?;
+        expect_all_ok(&warm.summary, 1, "Google Play warm run")?;
+        if summary_total(&warm.summary, "delivered") != 0 || warm.calls.webhook != 0 {
+            return Err("the Google Play warm run delivered something".into());
+        }
+        drop(lambda);
+        progress(&format!(
+            "Google Play backlog {round}/{runs}: {:.1} s, warm run {:.2} s",
+            run.wall.as_secs_f64(),
+            warm.wall.as_secs_f64()
+        ));
+        play.relay.push(run);
+        play.warm.push(warm);
+        services.drop_table(&table).await;
+        services.play.set_reviews(&package, Vec::new());
+    }
+    services.receiver.reset();
+    Ok(play)
+}
+
 /// One app's requests, prepared before the clock starts: page URLs as the double links them,
 /// message bodies as the relay's `json` format writes them, the state items it records.
 struct FloorApp {
@@ -1537,6 +1716,7 @@ struct Report {
     idle: Idle,
     many: Idle,
     backlog: Backlog,
+    play: PlayBacklog,
     budget: AppleBudget,
     total: Duration,
 }
@@ -1698,6 +1878,45 @@ impl Report {
             format!("{:.1} s / {:.2}×", f.floor_wall, f.floor_ratio),
             &format!("≤1.3×: {}", verdict(f.floor_ratio <= FLOOR_RATIO_TARGET)),
         );
+        let p = &self.play;
+        let play_calls = &p.relay[0].calls;
+        row(
+            "Play backlog 2k: wall",
+            format!("{:.1} s", median(&ms(&p.relay, |r| r.wall)) / 1e3),
+            "",
+        );
+        row(
+            "Play backlog 2k: CPU per 1,000",
+            format!(
+                "{:.0} ms",
+                median(&ms(&p.relay, |r| r.cpu)) / (p.reviews as f64 / 1e3)
+            ),
+            "",
+        );
+        row(
+            "Play backlog 2k: peak RSS",
+            format!(
+                "{:.1} MB",
+                mb(median(
+                    &p.relay
+                        .iter()
+                        .map(|r| r.peak_rss_kb as f64)
+                        .collect::<Vec<_>>()
+                ))
+            ),
+            "",
+        );
+        row(
+            "Play backlog 2k: requests",
+            format!(
+                "GET {} token {} DDB {} hook {}",
+                play_calls.play_gets,
+                play_calls.play_tokens,
+                play_calls.dynamodb(),
+                play_calls.webhook
+            ),
+            &format!("warm run: GET {}", p.warm[0].calls.play_gets),
+        );
         row(
             "500 idle apps: wall / CPU per app",
             format!("{:.1} s / {:.2} ms", f.many_first_wall, f.many_cpu_per_app),
@@ -1762,8 +1981,9 @@ impl Report {
              process's CPU clock (all threads, nanoseconds) from the moment the function waits for \
              the event to the moment it waits for the next one; `utime+stime` is the same from \
              /proc/<pid>/stat, which counts in 10 ms ticks. Requests are counted by the services: \
-             the App Store Connect double and the receiver record each request, and a counting \
-             proxy in the bench sits between the function and moto (DynamoDB, Secrets Manager).\n"
+             the App Store Connect and Google Play doubles and the receiver record each request, \
+             and a counting proxy in the bench sits between the function and moto (DynamoDB, \
+             Secrets Manager).\n"
         );
 
         let _ = writeln!(md, "## Targets\n");
@@ -2053,6 +2273,8 @@ impl Report {
             }
         );
 
+        self.play_markdown(&mut md, f.backlog_cpu_per_k);
+
         let _ = writeln!(
             md,
             "\n## Size\n\n| file | bytes |\n|---|---|\n| target/release/review-relay (release profile, as built for the tests) | {} |\n| target/release/examples/hello | {} |",
@@ -2105,7 +2327,184 @@ impl Report {
              window once.",
             APPLE_REQUESTS_PER_HOUR / (60.0 / SCHEDULE_MINUTES)
         );
+        self.play_budget_markdown(&mut md);
         md
+    }
+
+    /// The Google Play backlog section.
+    fn play_markdown(&self, md: &mut String, app_store_cpu_per_k: f64) {
+        let p = &self.play;
+        let first = &p.relay[0];
+        let warm = &p.warm[0];
+        let _ = writeln!(
+            md,
+            "\n## Backlog: 2,000 Google Play reviews\n\nOne Google Play app (`PLAY_PACKAGES` only, \
+             a secret holding the service account's key file and the webhook) with \
+             {PLAY_BACKLOG_REVIEWS} reviews, one every {BACKLOG_SPACING_SECS} s by `lastModified` \
+             (the oldest {:.1} hours old), each a title and a body, \
+             `BACKFILL_HOURS={BACKLOG_BACKFILL_HOURS}`, a fresh table each run, a deadline of 15 \
+             minutes; every review reached the receiver exactly once. {} runs, a fresh process \
+             each; each process then serves a second invocation with nothing new (a warm run, \
+             which re-reads the {OVERLAP_HOURS:.0}-hour overlap window: here all \
+             {PLAY_BACKLOG_REVIEWS} reviews). No floor is measured for Google Play.\n",
+            (PLAY_BACKLOG_REVIEWS as f64 * BACKLOG_SPACING_SECS as f64 + 60.0) / 3_600.0,
+            p.relay.len(),
+        );
+        let _ = writeln!(
+            md,
+            "| | backlog (first invocation) | warm run, nothing new |\n|---|---|---|"
+        );
+        let secs = |runs: &[Run]| {
+            spread(
+                &runs
+                    .iter()
+                    .map(|r| r.wall.as_secs_f64())
+                    .collect::<Vec<_>>(),
+                2,
+            )
+        };
+        let _ = writeln!(md, "| wall (s) | {} | {} |", secs(&p.relay), secs(&p.warm));
+        let _ = writeln!(
+            md,
+            "| CPU (ms) | {} | {} |",
+            spread(&ms(&p.relay, |r| r.cpu), 0),
+            spread(&ms(&p.warm, |r| r.cpu), 1)
+        );
+        let per_k = p.reviews as f64 / 1_000.0;
+        let _ = writeln!(
+            md,
+            "| CPU per 1,000 reviews (ms) | {} | |",
+            spread(
+                &ms(&p.relay, |r| r.cpu)
+                    .iter()
+                    .map(|v| v / per_k)
+                    .collect::<Vec<_>>(),
+                0
+            )
+        );
+        let _ = writeln!(
+            md,
+            "| utime+stime (ms) | {} | {} |",
+            spread(&ms(&p.relay, |r| r.ticks_cpu), 0),
+            spread(&ms(&p.warm, |r| r.ticks_cpu), 0)
+        );
+        let rss = |runs: &[Run]| {
+            spread(
+                &runs
+                    .iter()
+                    .map(|r| mb(r.peak_rss_kb as f64))
+                    .collect::<Vec<_>>(),
+                1,
+            )
+        };
+        let _ = writeln!(
+            md,
+            "| peak RSS (MB; the process's, so the warm run's includes the backlog's) | {} | {} |",
+            rss(&p.relay),
+            rss(&p.warm)
+        );
+        let _ = writeln!(
+            md,
+            "| reviews read (summary `fetched`) in pages (`pages`) | {} in {} | {} in {} |",
+            summary_total(&first.summary, "fetched"),
+            summary_total(&first.summary, "pages"),
+            summary_total(&warm.summary, "fetched"),
+            summary_total(&warm.summary, "pages")
+        );
+        let _ = writeln!(
+            md,
+            "| Google Play requests: `reviews.list` GETs, token exchanges | {}, {} | {}, {} |",
+            first.calls.play_gets,
+            first.calls.play_tokens,
+            warm.calls.play_gets,
+            warm.calls.play_tokens
+        );
+        let _ = writeln!(
+            md,
+            "| DynamoDB requests | {} ({}) | {} ({}) |",
+            first.calls.dynamodb(),
+            first.calls.dynamodb_ops(),
+            warm.calls.dynamodb(),
+            warm.calls.dynamodb_ops()
+        );
+        let _ = writeln!(
+            md,
+            "| Secrets Manager requests | {} | {} |",
+            first.calls.secrets(),
+            warm.calls.secrets()
+        );
+        let _ = writeln!(
+            md,
+            "| requests to moto × mean wait | {} | {} |",
+            first.calls.moto_ops(),
+            warm.calls.moto_ops()
+        );
+        let _ = writeln!(
+            md,
+            "| webhook posts | {} | {} |",
+            first.calls.webhook, warm.calls.webhook
+        );
+        let _ = writeln!(
+            md,
+            "\nCPU per 1,000 reviews against the App Store backlog above ({app_store_cpu_per_k:.0} ms): \
+             {:.2}×. Each review costs the same one POST and one TransactWriteItems in either \
+             store; Google Play adds the RS256 assertion and the token exchange once per process, \
+             and pages of {PLAY_PAGE_LIMIT} instead of {PAGE_LIMIT}.",
+            median(&ms(&p.relay, |r| r.cpu)) / per_k / app_store_cpu_per_k
+        );
+    }
+
+    /// What a Google Play app spends of its 200 GETs an hour on the 15-minute schedule.
+    fn play_budget_markdown(&self, md: &mut String) {
+        let p = &self.play;
+        let first = &p.relay[0];
+        let pages = summary_total(&first.summary, "pages") as f64;
+        let fetched = summary_total(&first.summary, "fetched") as f64;
+        let page_size = if pages > 0.0 {
+            (fetched / pages).round()
+        } else {
+            PLAY_PAGE_LIMIT as f64
+        };
+        let warm_gets = median(
+            &p.warm
+                .iter()
+                .map(|r| r.calls.play_gets as f64)
+                .collect::<Vec<_>>(),
+        );
+        let runs_per_hour = 60.0 / SCHEDULE_MINUTES;
+        let _ = writeln!(
+            md,
+            "\n## Google Play's request budget\n\nMeasured: {page_size:.0} reviews a page (the \
+             Google Play backlog's fetched ÷ pages) and {warm_gets:.0} `reviews.list` GETs on a \
+             warm run whose {OVERLAP_HOURS:.0}-hour overlap window holds \
+             {PLAY_BACKLOG_REVIEWS} reviews. Google allows {PLAY_GETS_PER_HOUR:.0} GETs an hour \
+             per app; the relay stops optional re-reads of the overlap window once 150 of them \
+             are used. Counted as for Apple (the pages holding the window's reviews plus the \
+             page that first reaches older ones, {runs_per_hour:.0} runs an hour, no retries):\n"
+        );
+        let _ = writeln!(
+            md,
+            "| scenario | reviews in the window | GETs a run | GETs an hour | share of 200/hour |\n|---|---|---|---|---|"
+        );
+        let mut rows = Vec::new();
+        for per_day in [10.0, 1_000.0] {
+            let in_window = per_day * (OVERLAP_HOURS + SCHEDULE_MINUTES / 60.0) / 24.0;
+            let per_run = (in_window / page_size).floor() + 1.0;
+            rows.push((format!("1 app × {per_day} reviews/day"), in_window, per_run));
+        }
+        rows.push((
+            "measured: the warm run above".to_owned(),
+            PLAY_BACKLOG_REVIEWS as f64,
+            warm_gets,
+        ));
+        for (scenario, in_window, per_run) in rows {
+            let per_hour = per_run * runs_per_hour;
+            let _ = writeln!(
+                md,
+                "| {scenario} | {in_window:.0} | {per_run:.0} | {per_hour:.0} | {:.0}% |",
+                per_hour / PLAY_GETS_PER_HOUR * 100.0
+            );
+        }
     }
 }
 
@@ -2123,8 +2522,8 @@ fn write_benchmarks_md(path: &Path, generated: &str) -> std::io::Result<()> {
         ),
         _ => format!(
             "# Benchmarks\n\n`make bench` builds the release binary and runs it as a Lambda (through \
-             the Runtime API double) against the App Store Connect double, moto and a webhook \
-             receiver on 127.0.0.1, then rewrites the part of this file between the markers. \
+             the Runtime API double) against the App Store Connect and Google Play doubles, moto \
+             and a webhook receiver on 127.0.0.1, then rewrites the part of this file between the markers. \
              Local services stand in for AWS and Apple, so absolute times say little about \
              production; ratios, CPU, memory and request counts carry over.\n\n{BEGIN}\n{generated}{END}\n"
         ),
