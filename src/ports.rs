@@ -97,6 +97,17 @@ pub trait ReviewSource: Send + Sync {
         true
     }
 
+    /// The store's limit on requests per app in a clock hour, counted across every caller (so
+    /// the relay keeps a tally in the table); `None` when no such limit binds.
+    fn hourly_request_limit(&self) -> Option<u32> {
+        None
+    }
+
+    /// Requests this process has sent for `app` so far, every try counted.
+    fn requests_sent(&self, _app: &AppId) -> u64 {
+        0
+    }
+
     /// The app's name as people know it, for messages; `None` when it cannot be had (messages
     /// then name the app by its id). Never an error: a message goes out without it.
     async fn app_name(&self, _app: &AppId, _limit: Option<TimeLimit>) -> Option<String> {
@@ -247,6 +258,27 @@ pub struct Snapshot {
     /// `None` on a first run.
     pub state: Option<AppState>,
     pub lease: Lease,
+    /// The requests counted against the store's hourly limit, if any were.
+    pub requests: Option<RequestTally>,
+}
+
+/// Requests sent for an app in one clock hour, by every run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTally {
+    /// The hour's first second (Unix seconds).
+    pub hour_start_secs: i64,
+    pub count: u32,
+}
+
+impl RequestTally {
+    /// What is left of `limit` in the hour of `now_secs`.
+    pub fn left(tally: Option<RequestTally>, limit: u32, now_secs: i64) -> u32 {
+        let hour = now_secs - now_secs.rem_euclid(3600);
+        let used = tally
+            .filter(|t| t.hour_start_secs == hour)
+            .map_or(0, |t| t.count);
+        limit.saturating_sub(used)
+    }
 }
 
 /// The per-app delivery state in the table.
@@ -306,6 +338,15 @@ pub trait StateStore: Send + Sync {
 
     /// Saves where reading stands across runs, on the app's state item.
     async fn save_progress(&self, app: &AppId, progress: &Progress) -> Result<(), StateError>;
+
+    /// Adds `count` to the app's tally of requests for the hour starting `hour_start_secs`; a
+    /// tally of an earlier hour is replaced.
+    async fn count_requests(
+        &self,
+        app: &AppId,
+        hour_start_secs: i64,
+        count: u32,
+    ) -> Result<(), StateError>;
 
     /// Notes since when `destination` (a key) has been failing, or that it is healthy (`None`).
     async fn set_failing(

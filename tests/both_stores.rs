@@ -241,3 +241,68 @@ async fn a_play_only_deployment_needs_no_app_store_key_and_a_missing_service_acc
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hours_play_requests_are_tallied_in_the_table_and_googles_429_waits_for_the_next_hour()
+{
+    let (world, play) = world_with_play().await;
+    let (google, google_ids) = play_feed("h", 150, 10);
+    play.set_reviews(PACKAGE, google);
+    let env = play_env(&play);
+    let mut extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Few retries, so the 429s below are given up quickly.
+    extra.extend([("ASC_MAX_ATTEMPTS", "2"), ("RETRY_BASE_MS", "10")]);
+    let (api, process) = world.lambda_with("", &extra);
+
+    let first = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+    assert_eq!(summary_app(&first, PACKAGE)["delivered"], 150, "{first}");
+    assert_eq!(world.delivered_to(PACKAGE), google_ids);
+    let tally =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+         name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+    let requests_item = || async {
+        world
+            .state_items()
+            .await
+            .into_iter()
+            .find(|item| {
+                item.get("pk").and_then(|v| v.as_s().ok()) == Some(&format!("play#{PACKAGE}"))
+                    && item
+                        .get("sk")
+                        .and_then(|v| v.as_s().ok())
+                        .map(String::as_str)
+                        == Some("requests")
+            })
+            .expect("the hour's tally")
+    };
+    let item = requests_item().await;
+    assert_eq!(tally(&item, "count"), Some(2), "two pages read");
+    let hour = tally(&item, "hour").unwrap();
+    assert_eq!(hour % 3600, 0, "a clock hour's first second");
+
+    // Google says the quota is spent: the app waits, it does not fail, and the tally is full.
+    play.fail_next(10, 429, play::quota_exceeded_body());
+    let limited = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+    let app = summary_app(&limited, PACKAGE);
+    assert_eq!(app["status"], "waiting", "{limited}");
+    assert!(
+        app["error"]
+            .as_str()
+            .unwrap()
+            .contains("200 requests an hour"),
+        "{limited}"
+    );
+    if tally(&requests_item().await, "hour") == Some(hour) {
+        assert_eq!(tally(&requests_item().await, "count"), Some(200));
+        // Later in the same hour: Google is not asked at all.
+        let gets = play.gets(PACKAGE);
+        let waiting = ok(api.invoke(json!({}), INVOKE_TIMEOUT).await);
+        assert_eq!(summary_app(&waiting, PACKAGE)["status"], "waiting");
+        assert_eq!(play.gets(PACKAGE), gets, "no request in a spent hour");
+    }
+    assert_no_play_leaks(&[&process.output()]);
+}

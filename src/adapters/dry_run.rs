@@ -1,5 +1,6 @@
-//! Stand-ins for a dry run: the table is read but never written, and every message is formatted
-//! but never sent.
+//! Stand-ins for a dry run: the table is read but never written (except the tally of requests
+//! against a store's hourly limit, which a dry run's reads spend as much as any), and every
+//! message is formatted but never sent.
 
 use async_trait::async_trait;
 use tracing::{debug, info};
@@ -80,6 +81,15 @@ impl StateStore for ReadOnlyState<'_> {
         _since_nanos: Option<i128>,
     ) -> Result<(), StateError> {
         Ok(())
+    }
+
+    async fn count_requests(
+        &self,
+        app: &AppId,
+        hour_start_secs: i64,
+        count: u32,
+    ) -> Result<(), StateError> {
+        self.0.count_requests(app, hour_start_secs, count).await
     }
 }
 

@@ -14,6 +14,9 @@
 //!   instant; `rescan_cuts` (N) counts runs in a row that ran out of time before its end.
 //! - `sk = "dest#<destination key>"`: `since_ns` (N), `added_at`; `failing_since_ns` (N) while
 //!   the destination fails (absent: healthy).
+//! - `sk = "requests"` (Google Play apps): `hour` (N, the clock hour's first Unix second) and
+//!   `count` (N): requests sent for the app in that hour by every run, against Google's hourly
+//!   limit; `expires_at` two days after the hour.
 //! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),
 //!   `gen` (N, counts takes and give-backs); `expires_at` lets TTL sweep it when the app stops.
 //! - `sk = "delivered#<21-digit ns>#<review id>"`: one per delivered review; `review_id`,
@@ -37,7 +40,7 @@ use crate::adapters::sdk_error::SdkFailure;
 use crate::domain::{
     AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Store, Version, Watermark,
 };
-use crate::ports::{Lease, Snapshot, StateError, StateStore};
+use crate::ports::{Lease, RequestTally, Snapshot, StateError, StateStore};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
 pub const PARTITION_KEY: &str = "pk";
@@ -47,6 +50,9 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// Items per query page: enough for most apps' whole window in one read.
 const QUERY_PAGE: i32 = 500;
 const STATE_SK: &str = "state";
+const REQUESTS_SK: &str = "requests";
+/// A tally of requests outlives its hour by this much, then TTL sweeps it.
+const REQUESTS_KEPT_SECONDS: i64 = 2 * 86_400;
 const LEASE_SK: &str = "lease";
 const DELIVERED_PREFIX: &str = "delivered#";
 const DESTINATION_PREFIX: &str = "dest#";
@@ -293,6 +299,17 @@ impl StateStore for DynamoStateStore {
                     snapshot.lease = parse_lease(item);
                     continue;
                 }
+                if sk == REQUESTS_SK {
+                    snapshot.requests = Some(RequestTally {
+                        hour_start_secs: number(item, "hour")
+                            .and_then(|h| i64::try_from(h).ok())
+                            .unwrap_or_default(),
+                        count: number(item, "count")
+                            .and_then(|c| u32::try_from(c).ok())
+                            .unwrap_or_default(),
+                    });
+                    continue;
+                }
                 let destination = sk.strip_prefix(DESTINATION_PREFIX);
                 let delivered = sk.strip_prefix(DELIVERED_PREFIX);
                 if destination.is_none() && delivered.is_none() {
@@ -485,6 +502,60 @@ impl StateStore for DynamoStateStore {
             .await;
         // Refused: already at or past it.
         written(result).map(|_| ())
+    }
+
+    async fn count_requests(
+        &self,
+        app: &AppId,
+        hour_start_secs: i64,
+        count: u32,
+    ) -> Result<(), StateError> {
+        // Added to this hour's tally, or starting it over an earlier hour's; a run that finds
+        // the tally moved in between tries again.
+        for _ in 0..3 {
+            let added = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(app_pk(app)))
+                .key(SORT_KEY, s(REQUESTS_SK))
+                .update_expression("ADD #count :c")
+                .condition_expression("#hour = :h")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#hour", "hour")
+                .expression_attribute_values(":c", n(count))
+                .expression_attribute_values(":h", n(hour_start_secs))
+                .send()
+                .await;
+            match added {
+                Ok(_) => return Ok(()),
+                Err(err) if condition_failed(&err) => {}
+                Err(err) => return Err(store_error(err)),
+            }
+            let started = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(app_pk(app)))
+                .key(SORT_KEY, s(REQUESTS_SK))
+                .update_expression("SET #hour = :h, #count = :c, #ttl = :ttl")
+                .condition_expression("attribute_not_exists(#hour) OR #hour < :h")
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#hour", "hour")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":c", n(count))
+                .expression_attribute_values(":h", n(hour_start_secs))
+                .expression_attribute_values(":ttl", n(hour_start_secs + REQUESTS_KEPT_SECONDS))
+                .send()
+                .await;
+            match started {
+                Ok(_) => return Ok(()),
+                // A later hour's tally stands: this count belongs to an hour already over.
+                Err(err) if condition_failed(&err) => {}
+                Err(err) => return Err(store_error(err)),
+            }
+        }
+        Ok(())
     }
 
     async fn add_destination(

@@ -13,8 +13,8 @@ use crate::domain::{
     select_new,
 };
 use crate::ports::{
-    Cursor, Notifier, Page, ReviewSource, SecretError, Secrets, Snapshot, SourceError, StateError,
-    StateStore, TimeLimit,
+    Cursor, Notifier, Page, RequestTally, ReviewSource, SecretError, Secrets, Snapshot,
+    SourceError, StateError, StateStore, TimeLimit,
 };
 use crate::secret::{Destination, RelaySecret};
 
@@ -119,6 +119,8 @@ pub enum AppStatus {
     Deadline,
     /// Another invocation is working on this app right now; it was skipped.
     Locked,
+    /// The store's hourly request limit for this app is spent; it is read again next hour.
+    Waiting,
 }
 
 impl RunOptions {
@@ -318,7 +320,62 @@ async fn relay_app(
         .sources
         .of(app.store())
         .ok_or(AppError::NoSource(app.store()))?;
-    let mut read = fetch_new(source, options, app, &state, limit, summary).await?;
+    // A store that limits requests per app and hour, across every caller: the table keeps the
+    // hour's tally, so runs (which share no memory) stay under it whatever the schedule.
+    let now_secs = (options.now_nanos / 1_000_000_000) as i64;
+    let hour_start = now_secs - now_secs.rem_euclid(3600);
+    let allowance = source.hourly_request_limit().map(|hourly| {
+        (
+            hourly,
+            RequestTally::left(snapshot.requests, hourly, now_secs),
+        )
+    });
+    if let Some((hourly, 0)) = allowance {
+        summary.status = AppStatus::Waiting;
+        summary.error = Some(format!(
+            "{}'s limit of {hourly} requests an hour for this app is spent; reading goes on next hour",
+            app.store().name()
+        ));
+        return Ok(());
+    }
+    let sent_before = source.requests_sent(app);
+    let read = fetch_new(
+        source,
+        options,
+        app,
+        &state,
+        limit,
+        allowance.map(|(_, left)| left),
+        summary,
+    )
+    .await;
+    if let Some((hourly, left)) = allowance {
+        let sent = u32::try_from(source.requests_sent(app).saturating_sub(sent_before))
+            .unwrap_or(u32::MAX);
+        // The store said the limit is reached: nothing more this hour, whatever the tally says.
+        let rate_limited = matches!(
+            read,
+            Err(AppError::Source {
+                source: SourceError::PlayRateLimited { .. },
+                ..
+            })
+        );
+        let count = if rate_limited { left.max(sent) } else { sent };
+        if count > 0
+            && let Err(err) = deps.state.count_requests(app, hour_start, count).await
+        {
+            warn!(error = %err, "could not count this run's requests against the hourly limit");
+        }
+        if rate_limited {
+            summary.status = AppStatus::Waiting;
+            summary.error = Some(format!(
+                "{} answered that its limit of {hourly} requests an hour for this app is reached; reading goes on next hour",
+                app.store().name()
+            ));
+            return Ok(());
+        }
+    }
+    let mut read = read?;
     // The secret as the source last read it (it reads it again when the store refuses a key).
     let secret = deps.secrets.load(false).await?;
     let reviews = std::mem::take(&mut read.reviews);
@@ -399,6 +456,8 @@ struct Read {
     reviews: Vec<Review>,
     /// Set when reading stopped short of the window start for lack of time: where to go on.
     stopped: Option<Scan>,
+    /// Reading stopped for the store's hourly request limit rather than for time.
+    limited: bool,
     /// Reading went on from where an earlier run stopped (`Progress::stops`), so it holds only
     /// reviews older than those that run read.
     continued: bool,
@@ -456,11 +515,19 @@ async fn relay_under_lease(
                 deps.state.create(app, &state).await?;
             }
             summary.new = read.reviews.len();
-            summary.status = AppStatus::Deadline;
-            info!(
-                pages = summary.pages,
-                "the invocation's time ran short before reading reached the oldest review that may be new; the next run reads on from here"
-            );
+            if read.limited {
+                summary.status = AppStatus::Waiting;
+                info!(
+                    pages = summary.pages,
+                    "the store's hourly request limit for this app is spent before reading reached the oldest review that may be new; a run next hour reads on from here"
+                );
+            } else {
+                summary.status = AppStatus::Deadline;
+                info!(
+                    pages = summary.pages,
+                    "the invocation's time ran short before reading reached the oldest review that may be new; the next run reads on from here"
+                );
+            }
             // A read from the newest review replaces stops it could not read on from.
             let stops = if read.continued {
                 before.stopped(scan)
@@ -852,8 +919,17 @@ async fn fetch_new(
     app: &AppId,
     state: &AppState,
     limit: Option<TimeLimit>,
+    allowance: Option<u32>,
     summary: &mut AppSummary,
 ) -> Result<Read, AppError> {
+    // Reading stops, as for lack of time, before a page that could take it past the requests
+    // the store's hourly limit leaves this hour.
+    let sent_before = source.requests_sent(app);
+    let spent_allowance = || {
+        allowance.is_some_and(|allowed| {
+            source.requests_sent(app).saturating_sub(sent_before) + 1 > u64::from(allowed)
+        })
+    };
     let window_start = state.window_start(options.lookback());
     // Reading stops by halfway to `give_up_at`, so a run that must stop short still has time to
     // deliver or to save where it stopped.
@@ -982,7 +1058,8 @@ async fn fetch_new(
         if past_handled {
             break;
         }
-        let out_of_time = read_until.is_some_and(|until| Instant::now() >= until);
+        let out_of_time =
+            read_until.is_some_and(|until| Instant::now() >= until) || spent_allowance();
         if past_watermark && !source.optional_reads_affordable(app) {
             info!(
                 page = page_number,
@@ -1014,6 +1091,7 @@ async fn fetch_new(
         // before `give_up_at`; otherwise it stops where it stopped before (no progress).
         let one_more = continued
             && read_pages == 1
+            && !spent_allowance()
             && limit.is_some_and(|l| Instant::now() + asked_at.elapsed() < l.give_up_at);
         // A page down to the watermark's very instant leaves only that instant's other reviews
         // to read: a stop there would start a stretch with nothing to deliver.
@@ -1023,6 +1101,11 @@ async fn fetch_new(
                 .as_ref()
                 .zip(oldest.as_ref())
                 .is_some_and(|(mark, oldest)| oldest.nanos == mark.key.nanos);
+        // Out of requests there, the read ends as it stands: what it holds goes out, and the
+        // instant's other reviews are read by the next run, which reads down through it.
+        if at_watermark && spent_allowance() {
+            break;
+        }
         if out_of_time
             && !one_more
             && !at_watermark
@@ -1035,6 +1118,7 @@ async fn fetch_new(
             return Ok(Read {
                 reviews,
                 stopped: Some(stopped),
+                limited: spent_allowance(),
                 continued,
                 held_back: false,
                 whole: false,
@@ -1054,6 +1138,7 @@ async fn fetch_new(
     Ok(Read {
         reviews,
         stopped: None,
+        limited: false,
         continued,
         held_back,
         whole,

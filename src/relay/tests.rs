@@ -77,6 +77,8 @@ struct FakeSource {
     page_delay: Mutex<Duration>,
     /// Every page is refused with 401, as with a revoked key.
     revoked: std::sync::atomic::AtomicBool,
+    /// A limit on requests per app and hour, as Google Play has.
+    hourly_limit: Mutex<Option<u32>>,
 }
 
 impl FakeSource {
@@ -88,6 +90,7 @@ impl FakeSource {
             budget_low: std::sync::atomic::AtomicBool::new(false),
             page_delay: Mutex::new(Duration::ZERO),
             revoked: std::sync::atomic::AtomicBool::new(false),
+            hourly_limit: Mutex::new(None),
         }
     }
 
@@ -136,6 +139,15 @@ impl ReviewSource for FakeSource {
     fn optional_reads_affordable(&self, _app: &AppId) -> bool {
         !self.budget_low.load(Ordering::SeqCst)
     }
+
+    fn hourly_request_limit(&self) -> Option<u32> {
+        *self.hourly_limit.lock().unwrap()
+    }
+
+    /// Every request, whichever app: the tests that use it relay one app.
+    fn requests_sent(&self, _app: &AppId) -> u64 {
+        self.requests.load(Ordering::SeqCst) as u64
+    }
 }
 
 /// What another run does to the table.
@@ -145,6 +157,7 @@ type Meanwhile = Box<dyn FnOnce(&MemoryState) + Send>;
 #[derive(Default)]
 struct MemoryState {
     apps: Mutex<HashMap<AppId, AppState>>,
+    tallies: Mutex<HashMap<AppId, crate::ports::RequestTally>>,
     leases: Mutex<HashMap<AppId, Lease>>,
     /// Delivery records written.
     writes: AtomicUsize,
@@ -236,7 +249,31 @@ impl StateStore for MemoryState {
             .get(app)
             .cloned()
             .unwrap_or_default();
-        Ok(Snapshot { state, lease })
+        let requests = self.tallies.lock().unwrap().get(app).copied();
+        Ok(Snapshot {
+            state,
+            lease,
+            requests,
+        })
+    }
+
+    async fn count_requests(
+        &self,
+        app: &AppId,
+        hour_start_secs: i64,
+        count: u32,
+    ) -> Result<(), StateError> {
+        let mut tallies = self.tallies.lock().unwrap();
+        let tally = tallies.entry(app.clone()).or_default();
+        if tally.hour_start_secs == hour_start_secs {
+            tally.count += count;
+        } else if tally.hour_start_secs < hour_start_secs {
+            *tally = crate::ports::RequestTally {
+                hour_start_secs,
+                count,
+            };
+        }
+        Ok(())
     }
 
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
@@ -2024,6 +2061,9 @@ impl StateStore for FlakyRecords<'_> {
     ) -> Result<(), StateError> {
         self.inner.set_failing(app, d, since).await
     }
+    async fn count_requests(&self, app: &AppId, hour: i64, count: u32) -> Result<(), StateError> {
+        self.inner.count_requests(app, hour, count).await
+    }
     async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
         self.inner.advance(app, to).await
     }
@@ -2301,4 +2341,49 @@ async fn an_app_store_edit_under_the_same_instant_is_noticed_inside_the_window_a
         None,
         "5 stars before and after: no earlier rating shown"
     );
+}
+
+#[tokio::test]
+async fn an_hourly_request_limit_is_kept_across_runs_and_a_spent_hour_waits_without_failing() {
+    let world = World::new(1);
+    *world.source.hourly_limit.lock().unwrap() = Some(5);
+    let start = parse_instant(NOW).unwrap();
+    // 12 reviews in the backfill window, one a page: more pages than an hour allows.
+    let reviews: Vec<Review> = (0..12)
+        .map(|i| review(&format!("q{i:02}"), &instant(start - (i + 1) * HOUR)))
+        .collect();
+    world.source.set("1", reviews.clone());
+
+    let first = world.run_with(at(&["1"], start)).await;
+    assert_eq!(first.apps[0].status, AppStatus::Waiting, "{first:?}");
+    assert_eq!(first.apps[0].pages, 5, "{first:?}");
+    assert!(world.notifier.ids("1").is_empty());
+    // Later runs in the same hour (another invocation, no shared memory) read nothing.
+    let requests = world.source.requests.load(Ordering::SeqCst);
+    let spent = world
+        .run_with(at(&["1"], start + 20 * 60 * 1_000_000_000))
+        .await;
+    assert_eq!(spent.apps[0].status, AppStatus::Waiting, "{spent:?}");
+    assert!(
+        spent.apps[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("limit of 5 requests an hour"),
+        "{spent:?}"
+    );
+    assert_eq!(spent.failure_message(), None, "waiting is not failing");
+    assert_eq!(world.source.requests.load(Ordering::SeqCst), requests);
+
+    // The next hours read on from where the first stopped, and everything goes out once.
+    let mut hour = 1;
+    while world.notifier.ids("1").len() < reviews.len() && hour < 10 {
+        let summary = world.run_with(at(&["1"], start + hour * HOUR)).await;
+        assert!(summary.apps[0].pages <= 5, "{summary:?}");
+        assert_ne!(summary.apps[0].status, AppStatus::Failed, "{summary:?}");
+        hour += 1;
+    }
+    assert_each_once_in_order(&world.notifier.ids("1"), &reviews);
+    let tally = world.state.tallies.lock().unwrap()[&app("1")];
+    assert!(tally.count <= 5, "{tally:?}");
 }

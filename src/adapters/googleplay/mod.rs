@@ -119,6 +119,14 @@ impl ReviewSource for GooglePlayClient {
     fn optional_reads_affordable(&self, app: &AppId) -> bool {
         self.gets.allows_optional(app, unix_now())
     }
+
+    fn hourly_request_limit(&self) -> Option<u32> {
+        Some(HOURLY_GETS)
+    }
+
+    fn requests_sent(&self, app: &AppId) -> u64 {
+        self.gets.total(app)
+    }
 }
 
 /// The secret's Google Cloud service account.

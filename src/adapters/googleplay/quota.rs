@@ -16,6 +16,8 @@ pub const OPTIONAL_UNTIL: u32 = HOURLY_GETS - HOURLY_GETS / 4;
 pub struct HourlyGets {
     /// App → (hour since the epoch, GETs sent in it).
     counts: Mutex<HashMap<AppId, (i64, u32)>>,
+    /// App → GETs sent since the process started, for the relay's tally across runs.
+    totals: Mutex<HashMap<AppId, u64>>,
 }
 
 impl HourlyGets {
@@ -28,6 +30,22 @@ impl HourlyGets {
             *entry = (hour, 0);
         }
         entry.1 = entry.1.saturating_add(1);
+        drop(counts);
+        let mut totals = self
+            .totals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *totals.entry(app.clone()).or_default() += 1;
+    }
+
+    /// GETs sent for `app` since the process started.
+    pub fn total(&self, app: &AppId) -> u64 {
+        self.totals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(app)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// GETs sent for `app` in the hour of `now_secs`.
@@ -71,5 +89,7 @@ mod tests {
         assert!(gets.allows_optional(&app, hour_start + 3600), "a new hour");
         gets.count(&app, hour_start + 3600);
         assert_eq!(gets.used(&app, hour_start + 3600), 1);
+        assert_eq!(gets.total(&app), 151, "the total goes on across hours");
+        assert_eq!(gets.total(&other), 0);
     }
 }
