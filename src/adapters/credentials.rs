@@ -41,6 +41,27 @@ impl SecretHandle {
     }
 }
 
+/// For tests that make no request: reading it is an error.
+#[cfg(test)]
+impl SecretHandle {
+    pub fn unused() -> Self {
+        Self::new(Arc::new(Unused))
+    }
+}
+
+#[cfg(test)]
+struct Unused;
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl Secrets for Unused {
+    async fn load(&self, _refresh: bool) -> Result<Arc<RelaySecret>, SecretError> {
+        Err(SecretError::NotAString {
+            secret_id: "unused".into(),
+        })
+    }
+}
+
 struct Fixed(Arc<RelaySecret>);
 
 #[async_trait::async_trait]

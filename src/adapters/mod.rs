@@ -32,6 +32,27 @@ pub fn http_client(roots: &TrustRoots) -> Result<reqwest::Client, reqwest::Error
         .build()
 }
 
+/// An answer read whole: its status, headers and body.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: hyper::body::Bytes,
+}
+
+/// Sends `request` and reads the whole answer; a failure to send or to read the body is one
+/// transport error, which the caller retries as its store allows.
+pub async fn send_and_read(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// A transport error in words, without the request URL that reqwest prints by default
 /// (a webhook URL is a credential).
 pub fn describe_http_error(err: reqwest::Error) -> String {

@@ -17,6 +17,7 @@ use crate::config::RetryPolicy;
 use url::Url;
 
 use crate::adapters::credentials::SecretHandle;
+use crate::adapters::{Answer, send_and_read};
 use crate::domain::{AppId, Store};
 use crate::ports::{Cursor, Page, RateBudget, ReviewSource, SourceError, TimeLimit};
 use crate::secret::{ApiKey, RelaySecret};
@@ -191,7 +192,7 @@ impl AppStoreClient {
             Ok(token) => token,
             Err(e) => return Attempt::Fail(SourceError::Signing(e.to_string())),
         };
-        let sent = self
+        let request = self
             .http
             .get(url.clone())
             .timeout(TimeLimit::request_timeout(
@@ -199,35 +200,26 @@ impl AppStoreClient {
                 self.retry.request_timeout,
             ))
             .bearer_auth(token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
-        let transport = |e| SourceError::Transport {
-            store: Store::AppStore,
-            cause: super::describe_http_error(e),
-            attempts: attempt,
-        };
-        let response = match sent {
-            Ok(response) => response,
+            .header(reqwest::header::ACCEPT, "application/json");
+        let Answer {
+            status,
+            headers,
+            body,
+        } = match send_and_read(request).await {
+            Ok(answer) => answer,
             Err(e) => {
                 return Attempt::Retry {
-                    error: transport(e),
+                    error: SourceError::Transport {
+                        store: Store::AppStore,
+                        cause: super::describe_http_error(e),
+                        attempts: attempt,
+                    },
                     after: None,
                 };
             }
         };
-        let status = response.status();
-        let rate_limit = self.note_budget(response.headers());
-        let after = retry_after(response.headers());
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: transport(e),
-                    after: None,
-                };
-            }
-        };
+        let rate_limit = self.note_budget(&headers);
+        let after = retry_after(&headers);
         match status {
             StatusCode::OK => match self.parse_page(url, &body) {
                 Ok(page) => Attempt::Done(page),
@@ -407,25 +399,10 @@ mod tests {
         };
         AppStoreClient::new(
             reqwest::Client::new(),
-            SecretHandle::new(std::sync::Arc::new(NoSecret)),
+            SecretHandle::unused(),
             Url::parse(base).unwrap(),
             retry,
         )
-    }
-
-    /// These tests make no request.
-    struct NoSecret;
-
-    #[async_trait]
-    impl crate::ports::Secrets for NoSecret {
-        async fn load(
-            &self,
-            _refresh: bool,
-        ) -> Result<std::sync::Arc<RelaySecret>, crate::ports::SecretError> {
-            Err(crate::ports::SecretError::NotAString {
-                secret_id: "none".into(),
-            })
-        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::adapters::credentials::SecretHandle;
 use crate::adapters::retry::{Attempt, retry_after, with_retries};
+use crate::adapters::{Answer, send_and_read};
 use crate::config::RetryPolicy;
 use crate::domain::{AppId, Store};
 use crate::ports::{Cursor, Page, ReviewSource, SourceError, TimeLimit};
@@ -170,7 +171,7 @@ impl GooglePlayClient {
             Err(e) => return Attempt::Fail(SourceError::Signing(e.to_string())),
         };
         let asked_at = Instant::now();
-        let sent = self
+        let request = self
             .http
             .post(account.token_uri.clone())
             .timeout(TimeLimit::request_timeout(
@@ -182,39 +183,28 @@ impl GooglePlayClient {
                 "application/x-www-form-urlencoded",
             )
             .header(reqwest::header::ACCEPT, "application/json")
-            .body(token::exchange_form(assertion.expose_secret()))
-            .send()
-            .await;
-        let endpoint_error = |e| {
-            transport(
-                format!(
-                    "the token endpoint {}: {}",
-                    account.token_uri,
-                    super::describe_http_error(e)
-                ),
-                attempt,
-            )
-        };
-        let response = match sent {
-            Ok(response) => response,
+            .body(token::exchange_form(assertion.expose_secret()));
+        let Answer {
+            status,
+            headers,
+            body,
+        } = match send_and_read(request).await {
+            Ok(answer) => answer,
             Err(e) => {
                 return Attempt::Retry {
-                    error: endpoint_error(e),
+                    error: transport(
+                        format!(
+                            "the token endpoint {}: {}",
+                            account.token_uri,
+                            super::describe_http_error(e)
+                        ),
+                        attempt,
+                    ),
                     after: None,
                 };
             }
         };
-        let status = response.status();
-        let after = retry_after(response.headers());
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: endpoint_error(e),
-                    after: None,
-                };
-            }
-        };
+        let after = retry_after(&headers);
         if status == StatusCode::OK {
             return match serde_json::from_slice::<model::TokenAnswer>(&body) {
                 Ok(answer) if !answer.access_token.is_empty() => {
@@ -272,7 +262,7 @@ impl GooglePlayClient {
         };
         // Google counts every GET that reaches it, refused or not.
         self.gets.count(app, unix_now());
-        let sent = self
+        let request = self
             .http
             .get(url.clone())
             .timeout(TimeLimit::request_timeout(
@@ -280,11 +270,13 @@ impl GooglePlayClient {
                 self.retry.request_timeout,
             ))
             .bearer_auth(token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
+            .header(reqwest::header::ACCEPT, "application/json");
+        let Answer {
+            status,
+            headers,
+            body,
+        } = match send_and_read(request).await {
+            Ok(answer) => answer,
             Err(e) => {
                 return Attempt::Retry {
                     error: transport(super::describe_http_error(e), attempt),
@@ -292,17 +284,7 @@ impl GooglePlayClient {
                 };
             }
         };
-        let status = response.status();
-        let after = retry_after(response.headers());
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(e) => {
-                return Attempt::Retry {
-                    error: transport(super::describe_http_error(e), attempt),
-                    after: None,
-                };
-            }
-        };
+        let after = retry_after(&headers);
         let rate_limited = |status: StatusCode| {
             warn!(
                 app_id = %app,
@@ -407,26 +389,11 @@ mod tests {
         };
         GooglePlayClient::new(
             reqwest::Client::new(),
-            SecretHandle::new(std::sync::Arc::new(NoSecret)),
+            SecretHandle::unused(),
             Url::parse(base).unwrap(),
             language.map(str::to_owned),
             retry,
         )
-    }
-
-    /// These tests make no request.
-    struct NoSecret;
-
-    #[async_trait]
-    impl crate::ports::Secrets for NoSecret {
-        async fn load(
-            &self,
-            _refresh: bool,
-        ) -> Result<std::sync::Arc<RelaySecret>, crate::ports::SecretError> {
-            Err(crate::ports::SecretError::NotAString {
-                secret_id: "none".into(),
-            })
-        }
     }
 
     fn page(reviews: serde_json::Value) -> Page {
