@@ -299,3 +299,91 @@ async fn where_reading_stopped_is_kept_as_saved_and_stops_in_the_earlier_form_ar
     assert!(loaded.stops.is_empty(), "{loaded:?}");
     assert_eq!(loaded.handled, progress.handled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_google_play_app_over_a_month_gets_each_review_and_each_edit_once_as_records_expire() {
+    use support::play::{PlayConfig, PlayDouble, play_review};
+    const PACKAGE: &str = "com.example.weeks";
+    let world = World::new(AscConfig::team()).await;
+    let play = PlayDouble::start(PlayConfig::fixture());
+    let mut secret = world.secret_json(support::keys::PRIVATE_KEY_P8);
+    secret["google_service_account"] = play.service_account_json();
+    world.set_secret(&secret.to_string()).await;
+    play.add_app(PACKAGE);
+    let start = real_now_nanos() - 30 * 24 * HOUR_NANOS;
+    let clock = TestClock::at(start);
+    let base = play.base_url();
+    // Records kept 3 days, so they expire all along; the window reaches 24 hours back.
+    let relay = relay(
+        &world,
+        &[
+            ("APP_IDS", ""),
+            ("PLAY_PACKAGES", PACKAGE),
+            ("PLAY_BASE_URL", &base),
+            ("DELIVERED_RETENTION_DAYS", "3"),
+            ("OVERLAP_HOURS", "24"),
+            ("BACKFILL_HOURS", "24"),
+        ],
+        &clock,
+    );
+    let secs = |day: i64, hour: i64| (start + (day * 24 + hour) * HOUR_NANOS) / 1_000_000_000;
+    let id = |day: i64| format!("gp:weeks{day}");
+    let mut expected = Vec::new();
+    let mut expired = 0;
+    // A run every 6 hours for 30 days: 10 quiet days, a review a day for 10 days (2 stars), every
+    // third one edited the next day to 5 stars (the first of them twice between two runs).
+    for step in 0..(30 * 4) {
+        let (day, hour) = (step / 4, step % 4 * 6);
+        if hour == 0 && (11..=20).contains(&day) && (day - 1) % 3 == 0 {
+            let edited = day - 1;
+            if edited == 12 {
+                play.edit_review(PACKAGE, &id(edited), "Better", 4, secs(day, 1) - 3_600);
+            }
+            play.edit_review(PACKAGE, &id(edited), "Fixed\tThanks", 5, secs(day, 1));
+            expected.push(id(edited));
+        }
+        if hour == 0 && (10..20).contains(&day) {
+            play.push_review(
+                PACKAGE,
+                play_review(&id(day), "Ana", "Crashes", 2, secs(day, 3), "en-GB"),
+            );
+            expected.push(id(day));
+        }
+        clock.set(start + (day * 24 + hour) * HOUR_NANOS);
+        play.set_listing_now(clock.now() / 1_000_000_000);
+        expired += expire(&world, clock.now()).await;
+        let summary = run(&relay, 60_000, &format!("play-{step}")).await;
+        let app = summary_app(&summary, PACKAGE);
+        assert_eq!(app["status"], "ok", "day {day} {hour}h: {summary}");
+    }
+    assert_eq!(
+        world.delivered_to(PACKAGE),
+        expected,
+        "each review and each edit once, in order"
+    );
+    let messages: Vec<Value> = world
+        .receiver
+        .accepted()
+        .into_iter()
+        .filter_map(|m| m.json)
+        .map(|body| body["reviews"][0].clone())
+        .collect();
+    let edits: Vec<&Value> = messages.iter().filter(|r| r["edited"] == true).collect();
+    assert_eq!(edits.len(), 3, "{edits:?}");
+    for edit in &edits {
+        assert_eq!(edit["previous_rating"], 2, "{edit}");
+        assert_eq!(edit["rating"], 5, "the latest version: {edit}");
+        assert_eq!(edit["body"], "Thanks", "{edit}");
+    }
+    let keys: std::collections::HashSet<String> = world
+        .receiver
+        .accepted()
+        .iter()
+        .filter_map(|m| m.header("idempotency-key").map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), expected.len(), "a key per version");
+    assert!(
+        expired >= expected.len(),
+        "the records expired on the way: {expired}"
+    );
+}

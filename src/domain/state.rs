@@ -107,13 +107,17 @@ impl AppState {
     }
 
     /// `review` as this state knows it: a later version of a delivered review when its rating or
-    /// words changed since ([`Review::as_edit_of`]), else as it is. A review whose record has
+    /// words changed since ([`Review::as_edit_of`]), the edit delivered last when it is that one,
+    /// else as it is. A review whose record has
     /// no version (written before edits were noticed) counts as unchanged.
     pub fn versioned(&self, review: Review) -> Review {
         match self.versions.get(&review.id) {
             Some((_, delivered)) if delivered.digest != review.digest() => {
                 review.as_edit_of(delivered.rating)
             }
+            // The edit delivered last, read again: it is that version, under that version's id,
+            // whether or not the first version's record is still there.
+            Some((record, _)) if record.id != review.id => review.as_edit_of(None),
             _ => review,
         }
     }
@@ -411,5 +415,37 @@ mod tests {
         let lost = review("lost", "2024-05-02T11:00:00Z");
         assert!(!state.is_new(&lost, at(now, 72)));
         assert!(state.out_of_reach(&lost, at(now, 72)));
+    }
+
+    #[test]
+    fn the_edit_delivered_last_is_not_new_once_the_first_versions_record_is_gone() {
+        let now = nanos("2024-05-02T12:00:00Z");
+        let mut state = AppState::first_run(now, 24);
+        let first = review("r", "2024-05-02T08:00:00Z");
+        let mut edit = review("r", "2024-05-02T10:00:00Z");
+        edit.body = Some("Fixed".into());
+        let delivered = edit.clone().as_edit_of(first.rating);
+        state.delivered(&first, &["d".into()], true);
+        state.delivered(&delivered, &["d".into()], true);
+        // The first version's record expired; the edit's is still there.
+        state.delivered.remove("r");
+        let lookback = at("2024-05-02T12:00:00Z", 72);
+        let read_again = select_new(&state, lookback, vec![edit.clone()]);
+        assert_eq!(
+            read_again.len(),
+            1,
+            "listed, for destinations that may lack it"
+        );
+        assert_eq!(read_again[0].id, delivered.id, "under the edit's own id");
+        assert!(state.delivered_to(&read_again[0].id, "d"), "which has it");
+        // Edited again: a new version, shown with the rating delivered before.
+        let mut again = edit;
+        again.rating = Some(1);
+        let fresh = select_new(&state, lookback, vec![again]);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(
+            fresh[0].edit.as_ref().unwrap().previous_rating,
+            first.rating
+        );
     }
 }

@@ -252,11 +252,17 @@ struct Data {
     hourly: HashMap<(String, i64), u32>,
     failure: Option<CannedFailure>,
     pinned_now: Option<i64>,
+    /// Pins only what the listing and the quota go by (see [`PlayDouble::set_listing_now`]).
+    listing_now: Option<i64>,
 }
 
 impl Data {
     fn now(&self) -> i64 {
         self.pinned_now.unwrap_or_else(real_now_secs)
+    }
+
+    fn listing_now(&self) -> i64 {
+        self.listing_now.unwrap_or_else(|| self.now())
     }
 }
 
@@ -326,6 +332,13 @@ impl PlayDouble {
     /// Pins the double's clock at `unix_secs` (window, token expiry, hourly quota).
     pub fn set_now(&self, unix_secs: i64) {
         self.data().pinned_now = Some(unix_secs);
+    }
+
+    /// Pins the clock of the listing (the 7-day window, what is not yet written) and of the
+    /// hourly quota at `unix_secs`, leaving tokens on the double's clock: a test can play weeks
+    /// while the relay signs its assertions with the machine's clock, as it always does.
+    pub fn set_listing_now(&self, unix_secs: i64) {
+        self.data().listing_now = Some(unix_secs);
     }
 
     /// Back to the machine's clock.
@@ -1009,6 +1022,7 @@ impl Shared {
                 }
             }
         }
+        let now = data.listing_now();
         if !data.reviews.contains_key(package) {
             return Reply::json(404, &application_not_found_body());
         }
