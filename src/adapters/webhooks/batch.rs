@@ -9,7 +9,7 @@
 use aws_lc_rs::digest;
 use serde_json::Value;
 
-use super::{ReviewCard, discord, googlechat, payload_for, slack, teams};
+use super::{ReviewCard, format_of};
 use crate::config::WebhookFormat;
 use crate::domain::{AppId, Review};
 
@@ -24,38 +24,28 @@ pub struct Message {
     pub idempotency_key: String,
 }
 
-/// Slack: a review is two or three blocks and a divider, and a notification listing more is
-/// no longer read.
-const SLACK_MAX_REVIEWS: usize = 16;
-/// Teams and Google Chat have no count limit below their size limits; a longer card is no
-/// longer read.
-const CARD_MAX_REVIEWS: usize = 10;
-
 /// The most reviews one message of `format` carries (fewer when the platform's size limits
 /// are reached first).
 pub fn max_per_message(format: WebhookFormat) -> usize {
-    match format {
-        WebhookFormat::Slack => SLACK_MAX_REVIEWS,
-        WebhookFormat::Discord => discord::MAX_EMBEDS,
-        WebhookFormat::Teams | WebhookFormat::GoogleChat => CARD_MAX_REVIEWS,
-        WebhookFormat::Json => 1,
-    }
+    format_of(format).max_per_message()
 }
 
 /// The messages `cards` become in `format`, in order: every card in exactly one message, as
 /// many consecutive cards per message as the platform takes. A message never mixes apps. A
-/// message of one review is exactly [`payload_for`] that review.
+/// message of one review is exactly [`super::MessageFormat::render`] of that review.
 pub fn messages(format: WebhookFormat, cards: &[ReviewCard<'_>]) -> Vec<Message> {
-    let rendered: Vec<Value> = cards.iter().map(|card| payload_for(format, card)).collect();
-    let max = max_per_message(format);
+    let platform = format_of(format);
+    let rendered: Vec<Value> = cards.iter().map(|card| platform.render(card)).collect();
+    let max = platform.max_per_message();
     let mut messages = Vec::new();
     let mut start = 0;
     while start < cards.len() {
         let mut end = start + 1;
         let mut body = rendered[start].clone();
         while end < cards.len() && end - start < max && same_app(&cards[end - 1], &cards[end]) {
-            let candidate = join(format, &cards[start..=end], &rendered[start..=end]);
-            if !fits(format, &candidate) {
+            let app_name = cards[start].app_name.as_str();
+            let candidate = platform.join(app_name, &rendered[start..=end]);
+            if !platform.fits(&candidate) {
                 break;
             }
             body = candidate;
@@ -97,26 +87,7 @@ pub fn idempotency_key<'a>(review_ids: impl IntoIterator<Item = &'a str>) -> Str
 
 /// Whether `body` is within `format`'s limits for a whole message.
 pub fn fits(format: WebhookFormat, body: &Value) -> bool {
-    match format {
-        WebhookFormat::Slack => slack::fits(body),
-        WebhookFormat::Discord => discord::fits(body),
-        WebhookFormat::Teams => teams::fits(body),
-        WebhookFormat::GoogleChat => googlechat::fits(body),
-        // One review per message, whatever its size.
-        WebhookFormat::Json => true,
-    }
-}
-
-/// One message of `rendered` (the messages of `cards`, each alone).
-fn join(format: WebhookFormat, cards: &[ReviewCard<'_>], rendered: &[Value]) -> Value {
-    let app_name = cards.first().map_or("", |card| card.app_name.as_str());
-    match format {
-        WebhookFormat::Slack => slack::join(app_name, rendered),
-        WebhookFormat::Discord => discord::join(rendered),
-        WebhookFormat::Teams => teams::join(rendered),
-        WebhookFormat::GoogleChat => googlechat::join(app_name, rendered),
-        WebhookFormat::Json => rendered.first().cloned().unwrap_or(Value::Null),
-    }
+    format_of(format).fits(body)
 }
 
 fn same_app(a: &ReviewCard<'_>, b: &ReviewCard<'_>) -> bool {
@@ -201,11 +172,12 @@ mod tests {
             let ids = reviews[start..end].iter().map(|r| r.id.as_str());
             assert_eq!(message.idempotency_key, idempotency_key(ids), "{name}");
             if end < reviews.len() && message.review_count < max_per_message(format) {
+                let platform = format_of(format);
                 let rendered: Vec<Value> = cards[start..=end]
                     .iter()
-                    .map(|card| payload_for(format, card))
+                    .map(|card| platform.render(card))
                     .collect();
-                let bigger = join(format, &cards[start..=end], &rendered);
+                let bigger = platform.join(&cards[start].app_name, &rendered);
                 assert!(
                     !fits(format, &bigger),
                     "{name}: message {k} could have carried one more review"
@@ -324,7 +296,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(discord::embed_len)
+            .map(super::super::discord::embed_len)
             .sum();
         assert!(total <= 6_000 && total > utf16_len("Title 01"));
         let teams = &messages_for(WebhookFormat::Teams, &app(), &three)[0].body;

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use super::{ReviewCard, fit_escaped, utf16_len};
-use crate::domain::{AppId, Review};
+use super::{MessageFormat, ReviewCard, fit_escaped, utf16_len};
+use crate::domain::Review;
 
 /// Discord refuses a message with more embeds than this.
 pub const MAX_EMBEDS: usize = 10;
@@ -58,103 +58,6 @@ pub fn colour(rating: Option<u8>) -> u32 {
     }
 }
 
-pub fn message(app: &AppId, review: &Review) -> Value {
-    render(&ReviewCard::new(app, review))
-}
-
-pub fn render(card: &ReviewCard<'_>) -> Value {
-    let title = match card.title {
-        None => card.stars.clone(),
-        Some(title) => {
-            let prefix = format!("{}  ", card.stars);
-            let room = TITLE_MAX - utf16_len(&prefix);
-            prefix + &fit_escaped(title, room, escape, utf16_len)
-        }
-    };
-    let author = fit_escaped(&card.app_name, AUTHOR_NAME_MAX, escape, utf16_len);
-    // (name, value, inline)
-    let mut fields = vec![
-        (
-            "Reviewer",
-            fit_escaped(
-                card.nickname_or_anonymous(),
-                NICKNAME_MAX,
-                escape,
-                utf16_len,
-            ),
-            true,
-        ),
-        (card.place_label(), escape(&card.place_value()), true),
-        ("Date", card.date.clone(), true),
-    ];
-    if let Some(reply) = card.reply {
-        fields.push((
-            "Developer response",
-            fit_escaped(reply, FIELD_VALUE_MAX, escape, utf16_len),
-            false,
-        ));
-    }
-
-    // The description gets whatever the other parts leave of the message's total.
-    let used = utf16_len(&title)
-        + utf16_len(&author)
-        + utf16_len(&card.kind)
-        + fields
-            .iter()
-            .map(|(name, value, _)| utf16_len(name) + utf16_len(value))
-            .sum::<usize>();
-    let room = DESCRIPTION_MAX.min(EMBEDS_TOTAL_MAX.saturating_sub(used));
-
-    let mut embed = json!({
-        "author": {"name": author, "url": card.link},
-        "title": title,
-        "url": card.link,
-        "color": colour(card.review.rating),
-        "fields": fields
-            .iter()
-            .map(|(name, value, inline)| json!({"name": name, "value": value, "inline": inline}))
-            .collect::<Vec<_>>(),
-        "footer": {"text": card.kind},
-    });
-    if let Some(body) = card.body {
-        embed["description"] = fit_escaped(body, room, escape, utf16_len).into();
-    }
-    if let Some(timestamp) = timestamp(card.review) {
-        embed["timestamp"] = timestamp.into();
-    }
-
-    json!({
-        // Nothing in this message may notify anyone, whatever the text says.
-        "allowed_mentions": {"parse": []},
-        "embeds": [embed],
-    })
-}
-
-/// One message carrying the embeds of `messages` (each [`render`]ed alone), in order. One
-/// message is returned as it is; none gives `null`.
-pub fn join(messages: &[Value]) -> Value {
-    match messages {
-        [] => return Value::Null,
-        [only] => return only.clone(),
-        _ => {}
-    }
-    let embeds: Vec<Value> = messages
-        .iter()
-        .flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default())
-        .collect();
-    json!({
-        "allowed_mentions": {"parse": []},
-        "embeds": embeds,
-    })
-}
-
-/// Whether Discord takes `message`: at most [`MAX_EMBEDS`] embeds and [`EMBEDS_TOTAL_MAX`]
-/// over all of them (each embed's own parts are already within their limits).
-pub fn fits(message: &Value) -> bool {
-    let embeds = message["embeds"].as_array().map_or(&[][..], Vec::as_slice);
-    embeds.len() <= MAX_EMBEDS && embeds.iter().map(embed_len).sum::<usize>() <= EMBEDS_TOTAL_MAX
-}
-
 /// What Discord counts of an embed towards [`EMBEDS_TOTAL_MAX`], in UTF-16 code units.
 pub fn embed_len(embed: &Value) -> usize {
     let len = |value: &Value| value.as_str().map_or(0, utf16_len);
@@ -178,9 +81,118 @@ fn timestamp(review: &Review) -> Option<String> {
         .ok()
 }
 
+pub struct Discord;
+
+impl MessageFormat for Discord {
+    fn render(&self, card: &ReviewCard<'_>) -> Value {
+        let title = match card.title {
+            None => card.stars.clone(),
+            Some(title) => {
+                let prefix = format!("{}  ", card.stars);
+                let room = TITLE_MAX - utf16_len(&prefix);
+                prefix + &fit_escaped(title, room, escape, utf16_len)
+            }
+        };
+        let author = fit_escaped(&card.app_name, AUTHOR_NAME_MAX, escape, utf16_len);
+        // (name, value, inline)
+        let mut fields = vec![
+            (
+                "Reviewer",
+                fit_escaped(
+                    card.nickname_or_anonymous(),
+                    NICKNAME_MAX,
+                    escape,
+                    utf16_len,
+                ),
+                true,
+            ),
+            (card.place_label(), escape(&card.place_value()), true),
+            ("Date", card.date.clone(), true),
+        ];
+        if let Some(reply) = card.reply {
+            fields.push((
+                "Developer response",
+                fit_escaped(reply, FIELD_VALUE_MAX, escape, utf16_len),
+                false,
+            ));
+        }
+
+        // The description gets whatever the other parts leave of the message's total.
+        let used = utf16_len(&title)
+            + utf16_len(&author)
+            + utf16_len(&card.kind)
+            + fields
+                .iter()
+                .map(|(name, value, _)| utf16_len(name) + utf16_len(value))
+                .sum::<usize>();
+        let room = DESCRIPTION_MAX.min(EMBEDS_TOTAL_MAX.saturating_sub(used));
+
+        let mut embed = json!({
+            "author": {"name": author, "url": card.link},
+            "title": title,
+            "url": card.link,
+            "color": colour(card.review.rating),
+            "fields": fields
+                .iter()
+                .map(|(name, value, inline)| json!({"name": name, "value": value, "inline": inline}))
+                .collect::<Vec<_>>(),
+            "footer": {"text": card.kind},
+        });
+        if let Some(body) = card.body {
+            embed["description"] = fit_escaped(body, room, escape, utf16_len).into();
+        }
+        if let Some(timestamp) = timestamp(card.review) {
+            embed["timestamp"] = timestamp.into();
+        }
+
+        json!({
+            // Nothing in this message may notify anyone, whatever the text says.
+            "allowed_mentions": {"parse": []},
+            "embeds": [embed],
+        })
+    }
+
+    /// One message carrying the embeds of `messages` (each [`MessageFormat::render`]ed alone), in order. One
+    /// message is returned as it is; none gives `null`.
+    fn join(&self, _app_name: &str, messages: &[Value]) -> Value {
+        match messages {
+            [] => return Value::Null,
+            [only] => return only.clone(),
+            _ => {}
+        }
+        let embeds: Vec<Value> = messages
+            .iter()
+            .flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default())
+            .collect();
+        json!({
+            "allowed_mentions": {"parse": []},
+            "embeds": embeds,
+        })
+    }
+
+    /// Whether Discord takes `message`: at most [`MAX_EMBEDS`] embeds and [`EMBEDS_TOTAL_MAX`]
+    /// over all of them (each embed's own parts are already within their limits).
+    fn fits(&self, message: &Value) -> bool {
+        let embeds = message["embeds"].as_array().map_or(&[][..], Vec::as_slice);
+        embeds.len() <= MAX_EMBEDS
+            && embeds.iter().map(embed_len).sum::<usize>() <= EMBEDS_TOTAL_MAX
+    }
+
+    fn max_per_message(&self) -> usize {
+        MAX_EMBEDS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::webhooks::payload;
+    use crate::config::WebhookFormat;
+    use crate::domain::AppId;
+
+    fn message(app: &AppId, review: &Review) -> Value {
+        payload(WebhookFormat::Discord, app, review)
+    }
     use crate::domain::DeveloperResponse;
 
     fn review(
@@ -281,7 +293,7 @@ mod tests {
             body: long.clone(),
             last_modified_date: None,
         });
-        let m = render(&ReviewCard::new(&app(), &r).with_app_name(&long));
+        let m = Discord.render(&ReviewCard::new(&app(), &r).with_app_name(&long));
         let e = &m["embeds"][0];
         let len = |v: &Value| utf16_len(v.as_str().unwrap());
         assert!(len(&e["title"]) <= TITLE_MAX);

@@ -3,8 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
-use crate::domain::{AppId, Review};
+use super::{MessageFormat, ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
 
 /// Google Chat refuses a message larger than 32,000 bytes.
 const MESSAGE_MAX_BYTES: usize = 32_000;
@@ -29,91 +28,105 @@ fn plain(text: &str) -> String {
     text.replace('<', "<\u{200B}")
 }
 
-pub fn message(app: &AppId, review: &Review) -> Value {
-    render(&ReviewCard::new(app, review))
-}
+/// Google Chat has no count limit below its size limit; a longer message is no longer read.
+const MAX_REVIEWS: usize = 10;
 
-pub fn render(card: &ReviewCard<'_>) -> Value {
-    let title = card
-        .title
-        .map(|title| format!("<b>{}</b>", fit_escaped(title, TITLE_MAX, escape, char_len)));
-    let nickname = fit_escaped(card.nickname_or_anonymous(), NICKNAME_MAX, escape, char_len);
-    let details = json!({"widgets": [
-        {"decoratedText": {"topLabel": "Reviewer", "text": nickname}},
-        {"decoratedText": {"topLabel": card.place_label(), "text": escape(&card.place_value())}},
-        {"decoratedText": {"topLabel": "Date", "text": card.date}},
-    ]});
-    let link = json!({"widgets": [{"buttonList": {"buttons": [{
-        "text": card.link_label,
-        "onClick": {"openLink": {"url": card.link}},
-    }]}}]});
-    let text = plain(&format!("New {} review of {}", card.stars, card.app_name));
-    let header = json!({
-        "title": format!("{} {}", card.stars, card.app_name),
-        "subtitle": card.kind,
-    });
+pub struct GoogleChat;
 
-    let texts = vec![
-        card.body.unwrap_or_default().to_owned(),
-        card.reply.unwrap_or_default().to_owned(),
-    ];
-    fit_bytes(MESSAGE_MAX_BYTES, texts, |texts| {
-        let (body, reply) = (&texts[0], &texts[1]);
-        let mut review = Vec::new();
-        if let Some(title) = &title {
-            review.push(json!({"textParagraph": {"text": title}}));
-        }
-        if !body.is_empty() {
-            review.push(json!({"textParagraph": {"text": escape(body)}}));
-        }
-        let mut sections = Vec::new();
-        if !review.is_empty() {
-            sections.push(json!({"widgets": review}));
-        }
-        sections.push(details.clone());
-        if !reply.is_empty() {
-            sections.push(json!({
-                "header": "Developer response",
-                "widgets": [{"textParagraph": {"text": escape(reply)}}],
-            }));
-        }
-        sections.push(link.clone());
-        json!({
-            "text": text,
-            "cardsV2": [{
-                "cardId": format!("review-{}", card.review.id),
-                "card": {"header": header, "sections": sections},
-            }],
+impl MessageFormat for GoogleChat {
+    fn render(&self, card: &ReviewCard<'_>) -> Value {
+        let title = card
+            .title
+            .map(|title| format!("<b>{}</b>", fit_escaped(title, TITLE_MAX, escape, char_len)));
+        let nickname = fit_escaped(card.nickname_or_anonymous(), NICKNAME_MAX, escape, char_len);
+        let details = json!({"widgets": [
+            {"decoratedText": {"topLabel": "Reviewer", "text": nickname}},
+            {"decoratedText": {"topLabel": card.place_label(), "text": escape(&card.place_value())}},
+            {"decoratedText": {"topLabel": "Date", "text": card.date}},
+        ]});
+        let link = json!({"widgets": [{"buttonList": {"buttons": [{
+            "text": card.link_label,
+            "onClick": {"openLink": {"url": card.link}},
+        }]}}]});
+        let text = plain(&format!("New {} review of {}", card.stars, card.app_name));
+        let header = json!({
+            "title": format!("{} {}", card.stars, card.app_name),
+            "subtitle": card.kind,
+        });
+
+        let texts = vec![
+            card.body.unwrap_or_default().to_owned(),
+            card.reply.unwrap_or_default().to_owned(),
+        ];
+        fit_bytes(MESSAGE_MAX_BYTES, texts, |texts| {
+            let (body, reply) = (&texts[0], &texts[1]);
+            let mut review = Vec::new();
+            if let Some(title) = &title {
+                review.push(json!({"textParagraph": {"text": title}}));
+            }
+            if !body.is_empty() {
+                review.push(json!({"textParagraph": {"text": escape(body)}}));
+            }
+            let mut sections = Vec::new();
+            if !review.is_empty() {
+                sections.push(json!({"widgets": review}));
+            }
+            sections.push(details.clone());
+            if !reply.is_empty() {
+                sections.push(json!({
+                    "header": "Developer response",
+                    "widgets": [{"textParagraph": {"text": escape(reply)}}],
+                }));
+            }
+            sections.push(link.clone());
+            json!({
+                "text": text,
+                "cardsV2": [{
+                    "cardId": format!("review-{}", card.review.id),
+                    "card": {"header": header, "sections": sections},
+                }],
+            })
         })
-    })
-}
-
-/// One message carrying the cards of `messages` (each [`render`]ed alone, all of the app called
-/// `app_name`), in order. One message is returned as it is; none gives `null`.
-pub fn join(app_name: &str, messages: &[Value]) -> Value {
-    match messages {
-        [] => return Value::Null,
-        [only] => return only.clone(),
-        _ => {}
     }
-    let cards: Vec<Value> = messages
-        .iter()
-        .flat_map(|m| m["cardsV2"].as_array().cloned().unwrap_or_default())
-        .collect();
-    json!({
-        "text": plain(&format!("{} new reviews of {app_name}", messages.len())),
-        "cardsV2": cards,
-    })
-}
 
-/// Whether Google Chat takes `message`: at most [`MESSAGE_MAX_BYTES`] as sent.
-pub fn fits(message: &Value) -> bool {
-    json_len(message) <= MESSAGE_MAX_BYTES
+    /// One message carrying the cards of `messages` (each [`MessageFormat::render`]ed alone, all of the app called
+    /// `app_name`), in order. One message is returned as it is; none gives `null`.
+    fn join(&self, app_name: &str, messages: &[Value]) -> Value {
+        match messages {
+            [] => return Value::Null,
+            [only] => return only.clone(),
+            _ => {}
+        }
+        let cards: Vec<Value> = messages
+            .iter()
+            .flat_map(|m| m["cardsV2"].as_array().cloned().unwrap_or_default())
+            .collect();
+        json!({
+            "text": plain(&format!("{} new reviews of {app_name}", messages.len())),
+            "cardsV2": cards,
+        })
+    }
+
+    /// Whether Google Chat takes `message`: at most [`MESSAGE_MAX_BYTES`] as sent.
+    fn fits(&self, message: &Value) -> bool {
+        json_len(message) <= MESSAGE_MAX_BYTES
+    }
+
+    fn max_per_message(&self) -> usize {
+        MAX_REVIEWS
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::webhooks::payload;
+    use crate::config::WebhookFormat;
+    use crate::domain::{AppId, Review};
+
+    fn message(app: &AppId, review: &Review) -> Value {
+        payload(WebhookFormat::GoogleChat, app, review)
+    }
     use crate::domain::DeveloperResponse;
 
     fn review(title: Option<&str>, body: Option<&str>, territory: &str) -> Review {

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use super::{MessageFormat, ReviewCard};
+use crate::adapters::retry::AfterMaybeTaken;
 use crate::domain::{AppId, Review};
 
 pub fn message(app: &AppId, review: &Review) -> Value {
@@ -25,6 +27,32 @@ pub fn message(app: &AppId, review: &Review) -> Value {
             "original_text": review.details.original_text,
         }]
     })
+}
+
+/// One review per POST, whatever its size: a receiver stores each by its `Idempotency-Key`.
+pub struct Json;
+
+impl MessageFormat for Json {
+    fn render(&self, card: &ReviewCard<'_>) -> Value {
+        message(card.app, card.review)
+    }
+
+    fn join(&self, _app_name: &str, rendered: &[Value]) -> Value {
+        rendered.first().cloned().unwrap_or(Value::Null)
+    }
+
+    fn fits(&self, _message: &Value) -> bool {
+        true
+    }
+
+    fn max_per_message(&self) -> usize {
+        1
+    }
+
+    /// A `json` receiver can drop a copy by its `Idempotency-Key`.
+    fn after_maybe_taken(&self) -> AfterMaybeTaken {
+        AfterMaybeTaken::UpToTheLimit
+    }
 }
 
 #[cfg(test)]

@@ -35,19 +35,40 @@ pub struct WebhookNotifier {
     last_post: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
-/// Slack takes about one message a second per incoming webhook.
-const SLACK_PACE: Duration = Duration::from_secs(1);
+/// A message format: how one review is shown, how several are joined into one message, and
+/// the platform's limits and pace. Each format implements it in its own file; [`format_of`]
+/// is the one place a format is chosen.
+pub trait MessageFormat: Send + Sync {
+    /// The message one review becomes, alone. Every text in it is already within the
+    /// platform's limits for that text.
+    fn render(&self, card: &ReviewCard<'_>) -> Value;
+    /// One message carrying `rendered` (each a [`MessageFormat::render`] of one review of the
+    /// app called `app_name`), in order. One message is returned as it is; none gives `null`.
+    fn join(&self, app_name: &str, rendered: &[Value]) -> Value;
+    /// Whether the platform takes `message` whole.
+    fn fits(&self, message: &Value) -> bool;
+    /// The most reviews one message carries (fewer when [`MessageFormat::fits`] says so first).
+    fn max_per_message(&self) -> usize;
+    /// The least time between two posts to one webhook.
+    fn pace(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// How many tries may follow one that the receiver may have taken (see
+    /// [`crate::adapters::retry::may_retry`]). Chat platforms ignore `Idempotency-Key` and show
+    /// every copy, so one more try at most.
+    fn after_maybe_taken(&self) -> AfterMaybeTaken {
+        AfterMaybeTaken::OneMore
+    }
+}
 
-/// How many tries may follow one that `format`'s receiver may have taken (see
-/// [`crate::adapters::retry::may_retry`]). Chat platforms ignore `Idempotency-Key` and show every
-/// copy, so one more try at most; a `json` receiver can drop a copy by that key.
-pub fn after_maybe_taken(format: WebhookFormat) -> AfterMaybeTaken {
+/// The implementation of `format`.
+pub fn format_of(format: WebhookFormat) -> &'static dyn MessageFormat {
     match format {
-        WebhookFormat::Json => AfterMaybeTaken::UpToTheLimit,
-        WebhookFormat::Slack
-        | WebhookFormat::Discord
-        | WebhookFormat::Teams
-        | WebhookFormat::GoogleChat => AfterMaybeTaken::OneMore,
+        WebhookFormat::Slack => &slack::Slack,
+        WebhookFormat::Discord => &discord::Discord,
+        WebhookFormat::Teams => &teams::Teams,
+        WebhookFormat::GoogleChat => &googlechat::GoogleChat,
+        WebhookFormat::Json => &json::Json,
     }
 }
 
@@ -62,7 +83,8 @@ impl WebhookNotifier {
 
     /// Waits until `destination` may take another message.
     async fn pace(&self, destination: &Destination) {
-        if destination.format != WebhookFormat::Slack {
+        let pace = format_of(destination.format).pace();
+        if pace.is_zero() {
             return;
         }
         let wait = self
@@ -70,7 +92,7 @@ impl WebhookNotifier {
             .lock()
             .ok()
             .and_then(|last| last.get(&destination.key).copied())
-            .map(|at| SLACK_PACE.saturating_sub(at.elapsed()));
+            .map(|at| pace.saturating_sub(at.elapsed()));
         if let Some(wait) = wait.filter(|w| !w.is_zero()) {
             tokio::time::sleep(wait).await;
         }
@@ -160,13 +182,7 @@ pub fn payload(format: WebhookFormat, app: &AppId, review: &Review) -> Value {
 
 /// The message `card` becomes in `format` (where the app's name is known, say).
 pub fn payload_for(format: WebhookFormat, card: &ReviewCard<'_>) -> Value {
-    match format {
-        WebhookFormat::Slack => slack::render(card),
-        WebhookFormat::Discord => discord::render(card),
-        WebhookFormat::Teams => teams::render(card),
-        WebhookFormat::GoogleChat => googlechat::render(card),
-        WebhookFormat::Json => json::message(card.app, card.review),
-    }
+    format_of(format).render(card)
 }
 
 /// Where a person reads the app's reviews: App Store Connect's ratings page, where they are
@@ -330,7 +346,7 @@ pub fn display_date(review: &Review) -> String {
 #[async_trait]
 impl Notifier for WebhookNotifier {
     fn max_per_message(&self, destination: &Destination) -> usize {
-        batch::max_per_message(destination.format)
+        format_of(destination.format).max_per_message()
     }
 
     async fn send(
@@ -352,7 +368,7 @@ impl Notifier for WebhookNotifier {
         self.pace(destination).await;
         let result = with_retries_bounded(
             &self.retry,
-            after_maybe_taken(destination.format),
+            format_of(destination.format).after_maybe_taken(),
             TimeLimit::give_up_at(limit),
             |attempt| self.post_once(destination, &message.idempotency_key, &body, limit, attempt),
         )
@@ -551,7 +567,11 @@ mod tests {
             } else {
                 AfterMaybeTaken::OneMore
             };
-            assert_eq!(after_maybe_taken(format), expected, "{format:?}");
+            assert_eq!(
+                format_of(format).after_maybe_taken(),
+                expected,
+                "{format:?}"
+            );
         }
     }
 

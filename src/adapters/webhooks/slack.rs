@@ -2,8 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::{ReviewCard, char_len, fit_escaped, truncate_chars};
-use crate::domain::{AppId, Review};
+use std::time::Duration;
+
+use super::{MessageFormat, ReviewCard, char_len, fit_escaped, truncate_chars};
 
 /// Slack refuses a section or context text longer than this.
 const TEXT_MAX: usize = 3_000;
@@ -22,94 +23,8 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-pub fn message(app: &AppId, review: &Review) -> Value {
-    render(&ReviewCard::new(app, review))
-}
-
-pub fn render(card: &ReviewCard<'_>) -> Value {
-    let heading = match card.title {
-        None => card.stars.clone(),
-        Some(title) => format!(
-            "{}  *{}*",
-            card.stars,
-            fit_escaped(title, TITLE_MAX, escape, char_len)
-        ),
-    };
-    let text = match card.body {
-        None => heading,
-        Some(body) => {
-            let room = TEXT_MAX.saturating_sub(char_len(&heading) + 1);
-            format!("{heading}\n{}", fit_escaped(body, room, escape, char_len))
-        }
-    };
-
-    let context = [
-        card.kind.clone(),
-        format!(
-            "by {}",
-            escape(&truncate_chars(card.nickname_or_anonymous(), 100))
-        ),
-        escape(&card.territory_display()),
-        card.date.clone(),
-        format!("<{}|{}>", card.link, escape(&card.app_name)),
-    ]
-    .join(" · ");
-
-    let mut blocks = vec![
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}),
-        json!({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": truncate_chars(&context, TEXT_MAX)}
-        ]}),
-    ];
-    if let Some(reply) = card.reply {
-        let heading = "*Developer response*\n";
-        let room = TEXT_MAX - char_len(heading);
-        blocks.push(json!({"type": "section", "text": {
-            "type": "mrkdwn",
-            "text": format!("{heading}{}", fit_escaped(reply, room, escape, char_len)),
-        }}));
-    }
-
-    json!({
-        "text": format!("New {} review of {}", card.stars, escape(&card.app_name)),
-        "unfurl_links": false,
-        "unfurl_media": false,
-        "blocks": blocks,
-    })
-}
-
-/// One message carrying the reviews of `messages` (each [`render`]ed alone, all of the app
-/// called `app_name`), in order, a divider between two reviews. One message is returned as it
-/// is; none gives `null`.
-pub fn join(app_name: &str, messages: &[Value]) -> Value {
-    let (first, rest) = match messages {
-        [] => return Value::Null,
-        [only] => return only.clone(),
-        [first, rest @ ..] => (first, rest),
-    };
-    let mut blocks = blocks_of(first).to_vec();
-    for message in rest {
-        blocks.push(json!({"type": "divider"}));
-        blocks.extend_from_slice(blocks_of(message));
-    }
-    json!({
-        "text": format!("{} new reviews of {}", messages.len(), escape(app_name)),
-        "unfurl_links": false,
-        "unfurl_media": false,
-        "blocks": blocks,
-    })
-}
-
 fn blocks_of(message: &Value) -> &[Value] {
     message["blocks"].as_array().map_or(&[], Vec::as_slice)
-}
-
-/// Whether Slack takes `message`: [`MAX_BLOCKS`], and [`BLOCKS_TEXT_MAX`] over all blocks' text
-/// (each text is already within its own limit).
-pub fn fits(message: &Value) -> bool {
-    let blocks = blocks_of(message);
-    blocks.len() <= MAX_BLOCKS
-        && blocks.iter().map(block_text_len).sum::<usize>() <= BLOCKS_TEXT_MAX
 }
 
 fn block_text_len(block: &Value) -> usize {
@@ -120,9 +35,116 @@ fn block_text_len(block: &Value) -> usize {
         })
 }
 
+/// Slack: a review is two or three blocks and a divider, and a notification listing more is
+/// no longer read.
+const MAX_REVIEWS: usize = 16;
+/// Slack takes about one message a second per incoming webhook.
+const PACE: Duration = Duration::from_secs(1);
+
+pub struct Slack;
+
+impl MessageFormat for Slack {
+    fn render(&self, card: &ReviewCard<'_>) -> Value {
+        let heading = match card.title {
+            None => card.stars.clone(),
+            Some(title) => format!(
+                "{}  *{}*",
+                card.stars,
+                fit_escaped(title, TITLE_MAX, escape, char_len)
+            ),
+        };
+        let text = match card.body {
+            None => heading,
+            Some(body) => {
+                let room = TEXT_MAX.saturating_sub(char_len(&heading) + 1);
+                format!("{heading}\n{}", fit_escaped(body, room, escape, char_len))
+            }
+        };
+
+        let context = [
+            card.kind.clone(),
+            format!(
+                "by {}",
+                escape(&truncate_chars(card.nickname_or_anonymous(), 100))
+            ),
+            escape(&card.territory_display()),
+            card.date.clone(),
+            format!("<{}|{}>", card.link, escape(&card.app_name)),
+        ]
+        .join(" · ");
+
+        let mut blocks = vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}),
+            json!({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": truncate_chars(&context, TEXT_MAX)}
+            ]}),
+        ];
+        if let Some(reply) = card.reply {
+            let heading = "*Developer response*\n";
+            let room = TEXT_MAX - char_len(heading);
+            blocks.push(json!({"type": "section", "text": {
+                "type": "mrkdwn",
+                "text": format!("{heading}{}", fit_escaped(reply, room, escape, char_len)),
+            }}));
+        }
+
+        json!({
+            "text": format!("New {} review of {}", card.stars, escape(&card.app_name)),
+            "unfurl_links": false,
+            "unfurl_media": false,
+            "blocks": blocks,
+        })
+    }
+
+    /// One message carrying the reviews of `messages` (each [`MessageFormat::render`]ed alone, all of the app
+    /// called `app_name`), in order, a divider between two reviews. One message is returned as it
+    /// is; none gives `null`.
+    fn join(&self, app_name: &str, messages: &[Value]) -> Value {
+        let (first, rest) = match messages {
+            [] => return Value::Null,
+            [only] => return only.clone(),
+            [first, rest @ ..] => (first, rest),
+        };
+        let mut blocks = blocks_of(first).to_vec();
+        for message in rest {
+            blocks.push(json!({"type": "divider"}));
+            blocks.extend_from_slice(blocks_of(message));
+        }
+        json!({
+            "text": format!("{} new reviews of {}", messages.len(), escape(app_name)),
+            "unfurl_links": false,
+            "unfurl_media": false,
+            "blocks": blocks,
+        })
+    }
+
+    /// Whether Slack takes `message`: [`MAX_BLOCKS`], and [`BLOCKS_TEXT_MAX`] over all blocks' text
+    /// (each text is already within its own limit).
+    fn fits(&self, message: &Value) -> bool {
+        let blocks = blocks_of(message);
+        blocks.len() <= MAX_BLOCKS
+            && blocks.iter().map(block_text_len).sum::<usize>() <= BLOCKS_TEXT_MAX
+    }
+
+    fn max_per_message(&self) -> usize {
+        MAX_REVIEWS
+    }
+
+    fn pace(&self) -> Duration {
+        PACE
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::webhooks::payload;
+    use crate::config::WebhookFormat;
+    use crate::domain::{AppId, Review};
+
+    fn message(app: &AppId, review: &Review) -> Value {
+        payload(WebhookFormat::Slack, app, review)
+    }
     use crate::domain::DeveloperResponse;
 
     fn review(title: Option<&str>, body: Option<&str>, nickname: Option<&str>) -> Review {
@@ -230,7 +252,7 @@ mod tests {
     fn a_known_app_name_replaces_the_id() {
         let app = AppId::parse("9").unwrap();
         let r = review(None, None, None);
-        let m = render(&ReviewCard::new(&app, &r).with_app_name("Tally & Co"));
+        let m = Slack.render(&ReviewCard::new(&app, &r).with_app_name("Tally & Co"));
         assert_eq!(m["text"], "New ★★☆☆☆ review of Tally &amp; Co");
     }
 }

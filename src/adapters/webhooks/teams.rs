@@ -2,8 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
-use crate::domain::{AppId, Review};
+use super::{MessageFormat, ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
 
 /// Teams refuses a message body larger than 28 KB.
 const MESSAGE_MAX_BYTES: usize = 28_000;
@@ -49,114 +48,128 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-pub fn message(app: &AppId, review: &Review) -> Value {
-    render(&ReviewCard::new(app, review))
-}
+/// Teams has no count limit below its size limit; a longer card is no longer read.
+const MAX_REVIEWS: usize = 10;
 
-pub fn render(card: &ReviewCard<'_>) -> Value {
-    let heading = match card.title {
-        None => card.stars.clone(),
-        Some(title) => format!(
-            "{}  {}",
-            card.stars,
-            fit_escaped(title, TITLE_MAX, escape, char_len)
-        ),
-    };
-    let nickname = fit_escaped(card.nickname_or_anonymous(), NICKNAME_MAX, escape, char_len);
-    let facts = json!([
-        {"title": "Reviewer", "value": nickname},
-        {"title": card.place_label(), "value": escape(&card.place_value())},
-        {"title": "Date", "value": card.date},
-    ]);
-    let app_name = format!("{} · {}", escape(&card.app_name), escape(&card.kind));
+pub struct Teams;
 
-    let texts = vec![
-        card.body.unwrap_or_default().to_owned(),
-        card.reply.unwrap_or_default().to_owned(),
-    ];
-    fit_bytes(MESSAGE_MAX_BYTES, texts, |texts| {
-        let (body, reply) = (&texts[0], &texts[1]);
-        let mut blocks = vec![
-            json!({"type": "TextBlock", "text": app_name, "size": "Small", "isSubtle": true,
-                   "wrap": true}),
-            json!({"type": "TextBlock", "text": heading, "size": "Medium", "weight": "Bolder",
-                   "wrap": true}),
+impl MessageFormat for Teams {
+    fn render(&self, card: &ReviewCard<'_>) -> Value {
+        let heading = match card.title {
+            None => card.stars.clone(),
+            Some(title) => format!(
+                "{}  {}",
+                card.stars,
+                fit_escaped(title, TITLE_MAX, escape, char_len)
+            ),
+        };
+        let nickname = fit_escaped(card.nickname_or_anonymous(), NICKNAME_MAX, escape, char_len);
+        let facts = json!([
+            {"title": "Reviewer", "value": nickname},
+            {"title": card.place_label(), "value": escape(&card.place_value())},
+            {"title": "Date", "value": card.date},
+        ]);
+        let app_name = format!("{} · {}", escape(&card.app_name), escape(&card.kind));
+
+        let texts = vec![
+            card.body.unwrap_or_default().to_owned(),
+            card.reply.unwrap_or_default().to_owned(),
         ];
-        if !body.is_empty() {
-            blocks.push(json!({"type": "TextBlock", "text": escape(body), "wrap": true}));
-        }
-        blocks.push(json!({"type": "FactSet", "facts": facts}));
-        if !reply.is_empty() {
-            blocks.push(json!({"type": "Container", "style": "emphasis", "items": [
-                {"type": "TextBlock", "text": "Developer response", "weight": "Bolder",
-                 "wrap": true},
-                {"type": "TextBlock", "text": escape(reply), "wrap": true},
-            ]}));
-        }
-        json!({
-            "type": "message",
-            "attachments": [{
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": null,
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "msteams": {"width": "Full"},
-                    "body": blocks,
-                    "actions": [{
-                        "type": "Action.OpenUrl",
-                        "title": card.link_label,
-                        "url": card.link,
-                    }],
-                },
-            }],
+        fit_bytes(MESSAGE_MAX_BYTES, texts, |texts| {
+            let (body, reply) = (&texts[0], &texts[1]);
+            let mut blocks = vec![
+                json!({"type": "TextBlock", "text": app_name, "size": "Small", "isSubtle": true,
+                       "wrap": true}),
+                json!({"type": "TextBlock", "text": heading, "size": "Medium", "weight": "Bolder",
+                       "wrap": true}),
+            ];
+            if !body.is_empty() {
+                blocks.push(json!({"type": "TextBlock", "text": escape(body), "wrap": true}));
+            }
+            blocks.push(json!({"type": "FactSet", "facts": facts}));
+            if !reply.is_empty() {
+                blocks.push(json!({"type": "Container", "style": "emphasis", "items": [
+                    {"type": "TextBlock", "text": "Developer response", "weight": "Bolder",
+                     "wrap": true},
+                    {"type": "TextBlock", "text": escape(reply), "wrap": true},
+                ]}));
+            }
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "msteams": {"width": "Full"},
+                        "body": blocks,
+                        "actions": [{
+                            "type": "Action.OpenUrl",
+                            "title": card.link_label,
+                            "url": card.link,
+                        }],
+                    },
+                }],
+            })
         })
-    })
-}
+    }
 
-/// One Adaptive Card carrying the reviews of `messages` (each [`render`]ed alone), in order, a
-/// separator line above each review but the first. One message is returned as it is; none gives
-/// `null`.
-pub fn join(messages: &[Value]) -> Value {
-    let first = match messages {
-        [] => return Value::Null,
-        [only] => return only.clone(),
-        [first, ..] => first,
-    };
-    let mut joined = first.clone();
-    let content = |m: &Value| m["attachments"][0]["content"].clone();
-    let mut body = Vec::new();
-    let mut actions: Vec<Value> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let content = content(message);
-        let mut blocks = content["body"].as_array().cloned().unwrap_or_default();
-        if let Some(top) = blocks.first_mut().filter(|_| i > 0) {
-            top["separator"] = true.into();
-            top["spacing"] = "Large".into();
-        }
-        body.extend(blocks);
-        // Reviews of one app share its link: one button.
-        for action in content["actions"].as_array().into_iter().flatten() {
-            if !actions.contains(action) {
-                actions.push(action.clone());
+    /// One Adaptive Card carrying the reviews of `messages` (each [`MessageFormat::render`]ed alone), in order, a
+    /// separator line above each review but the first. One message is returned as it is; none gives
+    /// `null`.
+    fn join(&self, _app_name: &str, messages: &[Value]) -> Value {
+        let first = match messages {
+            [] => return Value::Null,
+            [only] => return only.clone(),
+            [first, ..] => first,
+        };
+        let mut joined = first.clone();
+        let content = |m: &Value| m["attachments"][0]["content"].clone();
+        let mut body = Vec::new();
+        let mut actions: Vec<Value> = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            let content = content(message);
+            let mut blocks = content["body"].as_array().cloned().unwrap_or_default();
+            if let Some(top) = blocks.first_mut().filter(|_| i > 0) {
+                top["separator"] = true.into();
+                top["spacing"] = "Large".into();
+            }
+            body.extend(blocks);
+            // Reviews of one app share its link: one button.
+            for action in content["actions"].as_array().into_iter().flatten() {
+                if !actions.contains(action) {
+                    actions.push(action.clone());
+                }
             }
         }
+        let card = &mut joined["attachments"][0]["content"];
+        card["body"] = body.into();
+        card["actions"] = actions.into();
+        joined
     }
-    let card = &mut joined["attachments"][0]["content"];
-    card["body"] = body.into();
-    card["actions"] = actions.into();
-    joined
-}
 
-/// Whether Teams takes `message`: at most [`MESSAGE_MAX_BYTES`] as sent.
-pub fn fits(message: &Value) -> bool {
-    json_len(message) <= MESSAGE_MAX_BYTES
+    /// Whether Teams takes `message`: at most [`MESSAGE_MAX_BYTES`] as sent.
+    fn fits(&self, message: &Value) -> bool {
+        json_len(message) <= MESSAGE_MAX_BYTES
+    }
+
+    fn max_per_message(&self) -> usize {
+        MAX_REVIEWS
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::webhooks::payload;
+    use crate::config::WebhookFormat;
+    use crate::domain::{AppId, Review};
+
+    fn message(app: &AppId, review: &Review) -> Value {
+        payload(WebhookFormat::Teams, app, review)
+    }
     use crate::domain::DeveloperResponse;
 
     fn review(title: Option<&str>, body: Option<&str>) -> Review {
