@@ -177,7 +177,30 @@ fn a_google_play_review_names_its_store_and_links_to_the_app_on_google_play() {
                 "{name}: {text}"
             );
             assert!(text.contains("pt-BR"), "{name}: {text}");
+            // The translation, and the reviewer's own words (title and body) under their heading.
+            let body = review.body.as_deref().unwrap();
+            assert!(text.contains(body), "{name}: the translation: {text}");
+            let original_at = text
+                .find("Original text")
+                .unwrap_or_else(|| panic!("{name}: {text}"));
+            assert!(
+                text[original_at..].contains("Não para de travar")
+                    && text[original_at..].contains("Desde a última atualização"),
+                "{name}: the original words after their heading: {text}"
+            );
+            assert!(!text.contains('\t'), "{name}: a raw tab: {text}");
         }
+    }
+}
+
+#[test]
+fn an_untranslated_review_shows_no_original_text() {
+    let app = AppId::play("com.example.app").unwrap();
+    let mut review = play_review();
+    review.details.original_text = None;
+    for format in WebhookFormat::ALL {
+        let text = payload(format, &app, &review).to_string();
+        assert!(!text.contains("Original text"), "{}: {text}", format.name());
     }
 }
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{MessageFormat, ReviewCard, fit_escaped, utf16_len};
+use super::{MessageFormat, ORIGINAL_HEADING, ReviewCard, fit_escaped, utf16_len};
 use crate::domain::Review;
 
 /// Discord refuses a message with more embeds than this.
@@ -109,6 +109,13 @@ impl MessageFormat for Discord {
             (card.place_label(), escape(&card.place_value()), true),
             ("Date", card.date.clone(), true),
         ];
+        if let Some(original) = &card.original {
+            fields.push((
+                ORIGINAL_HEADING,
+                fit_escaped(original, FIELD_VALUE_MAX, escape, utf16_len),
+                false,
+            ));
+        }
         if let Some(reply) = card.reply {
             fields.push((
                 "Developer response",

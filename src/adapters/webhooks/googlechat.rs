@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{MessageFormat, ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
+use super::{
+    MessageFormat, ORIGINAL_HEADING, ReviewCard, char_len, fit_bytes, fit_escaped, json_len,
+};
 
 /// Google Chat refuses a message larger than 32,000 bytes.
 const MESSAGE_MAX_BYTES: usize = 32_000;
@@ -57,9 +59,10 @@ impl MessageFormat for GoogleChat {
         let texts = vec![
             card.body.unwrap_or_default().to_owned(),
             card.reply.unwrap_or_default().to_owned(),
+            card.original.clone().unwrap_or_default(),
         ];
         fit_bytes(MESSAGE_MAX_BYTES, texts, |texts| {
-            let (body, reply) = (&texts[0], &texts[1]);
+            let (body, reply, original) = (&texts[0], &texts[1], &texts[2]);
             let mut review = Vec::new();
             if let Some(title) = &title {
                 review.push(json!({"textParagraph": {"text": title}}));
@@ -70,6 +73,12 @@ impl MessageFormat for GoogleChat {
             let mut sections = Vec::new();
             if !review.is_empty() {
                 sections.push(json!({"widgets": review}));
+            }
+            if !original.is_empty() {
+                sections.push(json!({
+                    "header": ORIGINAL_HEADING,
+                    "widgets": [{"textParagraph": {"text": escape(original)}}],
+                }));
             }
             sections.push(details.clone());
             if !reply.is_empty() {

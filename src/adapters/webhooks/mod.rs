@@ -222,6 +222,10 @@ pub struct ReviewCard<'a> {
     pub territory: Option<Territory>,
     /// `2024-02-03 12:05 UTC`.
     pub date: String,
+    /// The reviewer's own words when the body is the store's translation of them (Google Play
+    /// with `PLAY_TRANSLATION_LANGUAGE`): a title and a body joined by a tab are shown on two
+    /// lines. `None` when not translated.
+    pub original: Option<String>,
     /// The developer's published reply.
     pub reply: Option<&'a str>,
     /// [`ratings_page`].
@@ -261,6 +265,7 @@ impl<'a> ReviewCard<'a> {
             nickname: text(&review.reviewer_nickname),
             territory: text(&review.territory).map(Territory::from_code),
             date: display_date(review),
+            original: original_words(review),
             reply: review
                 .response
                 .as_ref()
@@ -322,6 +327,29 @@ impl<'a> ReviewCard<'a> {
         }
     }
 }
+
+/// The reviewer's own words of a translated review, unless the translation left them as they
+/// were.
+fn original_words(review: &Review) -> Option<String> {
+    let original = review.details.original_text.as_deref()?.trim();
+    let shown = [review.title.as_deref(), review.body.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\t");
+    (!original.is_empty() && original != shown).then(|| {
+        original
+            .split('\t')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// What a message calls the reviewer's own words beside a translation.
+pub const ORIGINAL_HEADING: &str = "Original text";
 
 pub fn stars(rating: Option<u8>) -> String {
     match rating {
@@ -698,6 +726,34 @@ mod tests {
             "a json receiver drops copies by key: {error}"
         );
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn the_original_words_show_only_beside_a_translation_that_changed_them() {
+        let app = AppId::play("com.example.app").unwrap();
+        let mut review = Review::new(
+            "gp:1".into(),
+            Some(4),
+            Some("Great".into()),
+            Some("Works well".into()),
+            None,
+            None,
+            "2026-11-20T10:00:00Z".into(),
+            None,
+        )
+        .unwrap()
+        .in_store(Store::GooglePlay);
+        assert_eq!(ReviewCard::new(&app, &review).original, None);
+        review.details.original_text = Some(" Ótimo\tFunciona bem ".into());
+        assert_eq!(
+            ReviewCard::new(&app, &review).original.as_deref(),
+            Some("Ótimo\nFunciona bem")
+        );
+        // An original the same as what is shown adds nothing.
+        review.details.original_text = Some("Great\tWorks well".into());
+        assert_eq!(ReviewCard::new(&app, &review).original, None);
+        review.details.original_text = Some("  ".into());
+        assert_eq!(ReviewCard::new(&app, &review).original, None);
     }
 
     #[test]

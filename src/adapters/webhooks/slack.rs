@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use std::time::Duration;
 
-use super::{MessageFormat, ReviewCard, char_len, fit_escaped, truncate_chars};
+use super::{MessageFormat, ORIGINAL_HEADING, ReviewCard, char_len, fit_escaped, truncate_chars};
 
 /// Slack refuses a section or context text longer than this.
 const TEXT_MAX: usize = 3_000;
@@ -79,6 +79,14 @@ impl MessageFormat for Slack {
                 {"type": "mrkdwn", "text": truncate_chars(&context, TEXT_MAX)}
             ]}),
         ];
+        if let Some(original) = &card.original {
+            let heading = format!("*{ORIGINAL_HEADING}*\n");
+            let room = TEXT_MAX - char_len(&heading);
+            blocks.push(json!({"type": "section", "text": {
+                "type": "mrkdwn",
+                "text": format!("{heading}{}", fit_escaped(original, room, escape, char_len)),
+            }}));
+        }
         if let Some(reply) = card.reply {
             let heading = "*Developer response*\n";
             let room = TEXT_MAX - char_len(heading);

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::{MessageFormat, ReviewCard, char_len, fit_bytes, fit_escaped, json_len};
+use super::{
+    MessageFormat, ORIGINAL_HEADING, ReviewCard, char_len, fit_bytes, fit_escaped, json_len,
+};
 
 /// Teams refuses a message body larger than 28 KB.
 const MESSAGE_MAX_BYTES: usize = 28_000;
@@ -74,9 +76,10 @@ impl MessageFormat for Teams {
         let texts = vec![
             card.body.unwrap_or_default().to_owned(),
             card.reply.unwrap_or_default().to_owned(),
+            card.original.clone().unwrap_or_default(),
         ];
         fit_bytes(MESSAGE_MAX_BYTES, texts, |texts| {
-            let (body, reply) = (&texts[0], &texts[1]);
+            let (body, reply, original) = (&texts[0], &texts[1], &texts[2]);
             let mut blocks = vec![
                 json!({"type": "TextBlock", "text": app_name, "size": "Small", "isSubtle": true,
                        "wrap": true}),
@@ -85,6 +88,14 @@ impl MessageFormat for Teams {
             ];
             if !body.is_empty() {
                 blocks.push(json!({"type": "TextBlock", "text": escape(body), "wrap": true}));
+            }
+            if !original.is_empty() {
+                blocks.push(json!({"type": "Container", "items": [
+                    {"type": "TextBlock", "text": ORIGINAL_HEADING, "weight": "Bolder",
+                     "isSubtle": true, "wrap": true},
+                    {"type": "TextBlock", "text": escape(original), "isSubtle": true,
+                     "wrap": true},
+                ]}));
             }
             blocks.push(json!({"type": "FactSet", "facts": facts}));
             if !reply.is_empty() {
