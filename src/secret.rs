@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::{WebhookFormat, require_secure};
-use crate::domain::{AppId, Route};
+use crate::domain::{Addressee, AppId, Route};
 
 /// What the secret holds, parsed and validated.
 pub struct RelaySecret {
@@ -65,6 +65,16 @@ pub struct Destination {
     pub key: String,
     /// Which reviews it wants.
     pub route: Route,
+}
+
+impl Addressee for Destination {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn route(&self) -> &Route {
+        &self.route
+    }
 }
 
 /// A URL that is a credential: its `Debug` and `Display` never show it.

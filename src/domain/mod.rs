@@ -11,7 +11,10 @@ mod territory;
 mod window;
 
 pub use app_id::{AppId, AppIdError, Store};
-pub use delivery::{is_due, new_destination_start};
+pub use delivery::{
+    Addressee, WatermarkMove, due_to, has_work, is_due, new_destination_start, queues,
+    watermark_move,
+};
 pub use progress::{
     MAX_STALLS, Outcome, Progress, RescanRead, Scan, failing_since_after, give_up_after_hours,
     given_up,

@@ -169,6 +169,31 @@ impl Progress {
         stops
     }
 
+    /// Where reading stands after a run that read without running out of time for reading:
+    /// the stops and [`Progress::handled`]. A read from the newest review (`continued` false)
+    /// leaves no stops: they are of no use any more, or could not be read on from. A read on from
+    /// the deepest stop that is `unfinished` (cut short while delivering, or unable to record)
+    /// keeps the stops, so the next run reads on from the same stop and per-app order holds;
+    /// one that finished drops that stop, and when all it read `went_out_whole` (no review held
+    /// back for the stretch above), that stretch need not be read below the stop again.
+    pub fn settled(
+        &self,
+        continued: bool,
+        unfinished: bool,
+        went_out_whole: bool,
+    ) -> (Vec<Scan>, Option<ReviewKey>) {
+        if !continued {
+            (Vec::new(), self.handled.clone())
+        } else if unfinished {
+            (self.stops.clone(), self.handled.clone())
+        } else if went_out_whole {
+            let handled = self.stops.last().map(|stop| stop.reached.clone());
+            (self.unwound(), handled)
+        } else {
+            (self.unwound(), self.handled.clone())
+        }
+    }
+
     /// The stops after a run that read on from the deepest stop and delivered all it read
     /// there (or all that did not wait for a destination that failed).
     pub fn unwound(&self) -> Vec<Scan> {
@@ -235,6 +260,45 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stop(nanos: i128) -> Scan {
+        Scan {
+            page: Some(format!("page-{nanos}")),
+            reached: ReviewKey {
+                nanos,
+                id: format!("r{nanos}"),
+            },
+        }
+    }
+
+    #[test]
+    fn a_stretch_read_on_from_a_stop_drops_it_only_once_it_went_out() {
+        let before = Progress {
+            stops: vec![stop(30), stop(20)],
+            handled: Some(stop(40).reached),
+            ..Progress::default()
+        };
+        // From the newest review: no stops left, what was handled stays.
+        assert_eq!(
+            before.settled(false, false, true),
+            (Vec::new(), Some(stop(40).reached))
+        );
+        // Cut short while delivering: the same stop again next time.
+        assert_eq!(
+            before.settled(true, true, true),
+            (before.stops.clone(), Some(stop(40).reached))
+        );
+        // Went out whole: the deepest stop is dropped and its stretch is handled down to it.
+        assert_eq!(
+            before.settled(true, false, true),
+            (vec![stop(30)], Some(stop(20).reached))
+        );
+        // Went out but some waits (or was held back for the stretch above): dropped, not handled.
+        assert_eq!(
+            before.settled(true, false, false),
+            (vec![stop(30)], Some(stop(40).reached))
+        );
+    }
 
     const H: i128 = NANOS_PER_HOUR;
 

@@ -9,8 +9,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::domain::{
     AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, RescanRead, Review, Scan, Store,
-    Watermark, failing_since_after, give_up_after_hours, given_up, new_destination_start,
-    select_new,
+    Watermark, due_to, failing_since_after, give_up_after_hours, has_work, new_destination_start,
+    queues, select_new, watermark_move,
 };
 use crate::ports::{
     Cursor, Notifier, Page, RequestTally, ReviewSource, SecretError, Secrets, Snapshot,
@@ -389,7 +389,10 @@ async fn relay_app(
     // A read through the re-scan, or cut short before its end, changes where it stands.
     let rescan_moves =
         !read.continued && (read.whole || read.cut) && state.progress.rescan_from.is_some();
-    if stored && read.stopped.is_none() && !rescan_moves && !has_work(&state, app, &secret, &fresh)
+    if stored
+        && read.stopped.is_none()
+        && !rescan_moves
+        && !has_work(&state, app, &secret.destinations, &fresh)
     {
         return Ok(());
     }
@@ -423,7 +426,7 @@ async fn relay_app(
             state = newer;
             summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
             fresh = select_new(&state, lookback, fresh);
-            if read.stopped.is_none() && !has_work(&state, app, &secret, &fresh) {
+            if read.stopped.is_none() && !has_work(&state, app, &secret.destinations, &fresh) {
                 // The other run did it all.
                 return Ok(());
             }
@@ -503,12 +506,11 @@ async fn relay_under_lease(
 ) -> Result<(), AppError> {
     let before = state.progress.clone();
     let replay = state.replay_from_nanos.is_some();
-    let mut handled = before.handled.clone();
     let restarted = !read.continued && !before.stops.is_empty();
     let held_back = read.held_back;
     let rescanned = !read.continued && read.whole;
     let rescan_cut = read.cut;
-    let (result, stops, ran_short) = match read.stopped {
+    let (result, stops, ran_short, handled) = match read.stopped {
         Some(scan) => {
             // Nothing can go out before the oldest new review is in hand.
             if !stored {
@@ -534,7 +536,7 @@ async fn relay_under_lease(
             } else {
                 vec![scan]
             };
-            (Ok(()), stops, true)
+            (Ok(()), stops, true, before.handled.clone())
         }
         None => {
             let result = relay_leased(
@@ -557,21 +559,9 @@ async fn relay_under_lease(
             // (or waits only for destinations that failed), the next run reads on from the same
             // stop again, so per-app order holds.
             let unfinished = ran_short || matches!(result, Err(AppError::State(_)));
-            let stops = if read.continued && unfinished {
-                before.stops.clone()
-            } else if read.continued {
-                // The stretch read from the deepest stop down is done with. When it all went
-                // out, the stretch above it need not be read below that stop.
-                if summary.complete == summary.new && !held_back {
-                    handled = before.stops.last().map(|stop| stop.reached.clone());
-                }
-                before.unwound()
-            } else {
-                // Read from the newest review: the stops are of no use any more (or could not
-                // be read on from).
-                Vec::new()
-            };
-            (result, stops, ran_short)
+            let went_out_whole = summary.complete == summary.new && !held_back;
+            let (stops, handled) = before.settled(read.continued, unfinished, went_out_whole);
+            (result, stops, ran_short, handled)
         }
     };
     // A replay reads anew and leaves the scheduled runs' progress as it was.
@@ -655,18 +645,6 @@ async fn read_app(
 /// moved, before it gives the app up as taken by another run.
 const LEASE_TRIES: u32 = 3;
 
-/// Whether a run that read to the end has anything to write: a destination to note, a review
-/// to deliver, the watermark to move, or where reading stands across runs.
-fn has_work(state: &AppState, app: &AppId, secret: &RelaySecret, fresh: &[Review]) -> bool {
-    state.progress.after(0, Vec::new(), false) != state.progress
-        || secret
-            .destinations
-            .iter()
-            .any(|d| !state.destinations_since.contains_key(&d.key))
-        || fresh.iter().any(|r| !due(state, app, secret, r).is_empty())
-        || fresh.last().is_some_and(|r| state.advances(r))
-}
-
 /// The part of a run that writes, under the app's lease.
 #[allow(clippy::too_many_arguments)]
 async fn relay_leased(
@@ -691,15 +669,11 @@ async fn relay_leased(
         (options.now_nanos / 1_000_000_000) as i64 + i64::from(options.retention_days) * 86_400;
 
     // Each destination's reviews, in order.
-    let mut queues: Vec<(&Destination, Vec<&Review>, usize)> = secret
-        .destinations
-        .iter()
-        .map(|d| {
-            let due: Vec<&Review> = fresh.iter().filter(|r| is_due(state, app, d, r)).collect();
-            (d, due, 0)
-        })
-        .filter(|(_, due, _)| !due.is_empty())
-        .collect();
+    let mut queues: Vec<(&Destination, Vec<&Review>, usize)> =
+        queues(state, app, &secret.destinations, &fresh)
+            .into_iter()
+            .map(|(destination, due)| (destination, due, 0))
+            .collect();
     let new: HashSet<&str> = queues
         .iter()
         .flat_map(|(_, due, _)| due.iter().map(|r| r.id.as_str()))
@@ -804,27 +778,18 @@ async fn relay_leased(
         }
     }
 
-    // The watermark moves past the reviews that every destination has or does not want. It
-    // does not wait for a destination that failed again in this run after failing for so long
-    // that the window before the held watermark would reach past what the delivery records
-    // cover: the failing one then gets such a review only if it recovers while the review is
-    // still in the overlap window. This is logged as an error. A destination this run did not
-    // try is waited for, however long its failure.
+    // The watermark moves past what every destination has or no longer waits for.
     let give_up_hours = give_up_after_hours(options.retention_days, options.overlap_hours);
-    let mut mark = None;
-    for review in &fresh {
-        let waiting = due(state, app, secret, review);
-        let abandoned = waiting.iter().all(|d| {
-            given_up(
-                state.failing_since.get(&d.key).copied(),
-                outcomes.get(d.key.as_str()) == Some(&Outcome::Failed),
-                options.now_nanos,
-                give_up_hours,
-            )
-        });
-        if !abandoned {
-            break;
-        }
+    let moved = watermark_move(
+        state,
+        app,
+        &secret.destinations,
+        &fresh,
+        |key| outcomes.get(key) == Some(&Outcome::Failed),
+        options.now_nanos,
+        give_up_hours,
+    );
+    for (review, waiting) in &moved.left_behind {
         for destination in waiting {
             error!(
                 review_id = %review.id,
@@ -833,38 +798,20 @@ async fn relay_leased(
                 "this destination has been failing for longer than the watermark can wait; the watermark moves on without it, and it gets this review only if it recovers within the overlap window"
             );
         }
-        mark = Some(review);
     }
     summary.complete = fresh
         .iter()
-        .filter(|r| new.contains(r.id.as_str()) && due(state, app, secret, r).is_empty())
+        .filter(|r| {
+            new.contains(r.id.as_str()) && due_to(state, app, &secret.destinations, r).is_empty()
+        })
         .count();
-    if let Some(review) = mark.filter(|r| state.advances(r)) {
+    if let Some(review) = moved.to {
         let mark = Watermark::of(review);
         deps.state.advance(app, &mark).await?;
         state.watermark = Some(mark);
     }
     summary.newest_delivered_nanos = state.watermark.as_ref().map(|mark| mark.key.nanos);
     first_error.map_or(Ok(()), Err)
-}
-
-/// The destinations that still want `review`.
-fn due<'s>(
-    state: &AppState,
-    app: &AppId,
-    secret: &'s RelaySecret,
-    review: &Review,
-) -> Vec<&'s Destination> {
-    secret
-        .destinations
-        .iter()
-        .filter(|d| is_due(state, app, d, review))
-        .collect()
-}
-
-/// Whether `destination` still wants `review` (see [`crate::domain::is_due`]).
-fn is_due(state: &AppState, app: &AppId, destination: &Destination, review: &Review) -> bool {
-    crate::domain::is_due(state, app, &destination.key, &destination.route, review)
 }
 
 /// Notes destinations seen for the first time, starting where
