@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::domain::{AppId, AppState, Lookback, Progress, Review, Store, Watermark};
+use crate::domain::{AppId, AppState, FoundRecord, Lookback, Progress, Review, Store, Watermark};
 use crate::secret::{Destination, RelaySecret};
 
 /// How long an app's work may go on in this invocation.
@@ -293,6 +293,17 @@ pub trait StateStore: Send + Sync {
         lookback: Lookback,
         replay_from_nanos: Option<i128>,
     ) -> Result<Snapshot, StateError>;
+
+    /// The delivery records of reviews by their ids in the store (`ids`), whatever their time:
+    /// for each, the latest version recorded, unless expired by `lookback.now_nanos`. Only
+    /// apps of a store whose edits move reviews ([`crate::domain::Store::edits_move_reviews`])
+    /// have their records found this way; others find none.
+    async fn find_records(
+        &self,
+        app: &AppId,
+        ids: &[String],
+        lookback: Lookback,
+    ) -> Result<Vec<FoundRecord>, StateError>;
 
     /// Writes a first-run state unless one exists; returns what the table holds afterwards.
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError>;

@@ -186,8 +186,10 @@ const GRANTS: &[(&str, &str)] = &[
     ("logs:PutLogEvents", "!GetAtt RelayLogGroup.Arn"),
     ("dynamodb:Query", "!GetAtt StateTable.Arn"),
     ("dynamodb:PutItem", "!GetAtt StateTable.Arn"),
-    // TransactWriteItems is authorised by its items' actions: the code's items are updates.
+    // TransactWriteItems is authorised by its items' actions: updates, and puts (above).
     ("dynamodb:UpdateItem", "!GetAtt StateTable.Arn"),
+    // A Google Play edit of a review delivered before the overlap window finds its record by id.
+    ("dynamodb:BatchGetItem", "!GetAtt StateTable.Arn"),
     ("secretsmanager:GetSecretValue", "!Ref SecretArn"),
 ];
 

@@ -387,3 +387,87 @@ async fn a_google_play_app_over_a_month_gets_each_review_and_each_edit_once_as_r
         "the records expired on the way: {expired}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_google_play_edit_of_a_review_delivered_days_before_the_window_goes_out_as_an_edit() {
+    use support::play::{PlayConfig, PlayDouble, play_review};
+    const PACKAGE: &str = "com.example.late.edit";
+    let world = World::new(AscConfig::team()).await;
+    let play = PlayDouble::start(PlayConfig::fixture());
+    let mut secret = world.secret_json(support::keys::PRIVATE_KEY_P8);
+    secret["google_service_account"] = play.service_account_json();
+    world.set_secret(&secret.to_string()).await;
+    play.add_app(PACKAGE);
+    let start = real_now_nanos() - 10 * 24 * HOUR_NANOS;
+    let clock = TestClock::at(start);
+    let base = play.base_url();
+    // The window reaches 24 hours before the newest review delivered; records are kept 30 days.
+    let relay = relay(
+        &world,
+        &[
+            ("APP_IDS", ""),
+            ("PLAY_PACKAGES", PACKAGE),
+            ("PLAY_BASE_URL", &base),
+            ("OVERLAP_HOURS", "24"),
+            ("BACKFILL_HOURS", "24"),
+        ],
+        &clock,
+    );
+    let secs = |day: i64, hour: i64| (start + (day * 24 + hour) * HOUR_NANOS) / 1_000_000_000;
+    let id = |day: i64| format!("gp:late{day}");
+    let mut keys_sent = Vec::new();
+    // A review a day for six days, each delivered by the run of its day; on day 6, the first
+    // one is edited from 2 to 5 stars: its record lies five days before the window.
+    for day in 0..8 {
+        if day < 6 {
+            play.push_review(
+                PACKAGE,
+                play_review(&id(day), "Ana", "Crashes", 2, secs(day, 3), "en-GB"),
+            );
+        }
+        if day == 6 {
+            play.edit_review(PACKAGE, &id(0), "Fixed\tThanks", 5, secs(day, 1));
+        }
+        for hour in [6, 12] {
+            clock.set(start + (day * 24 + hour) * HOUR_NANOS);
+            play.set_listing_now(clock.now() / 1_000_000_000);
+            let summary = run(&relay, 60_000, &format!("late-{day}-{hour}")).await;
+            let app = summary_app(&summary, PACKAGE);
+            assert_eq!(app["status"], "ok", "day {day} {hour}h: {summary}");
+        }
+        keys_sent = world
+            .receiver
+            .accepted()
+            .iter()
+            .filter_map(|m| m.header("idempotency-key").map(str::to_owned))
+            .collect();
+    }
+    let messages: Vec<Value> = world
+        .receiver
+        .accepted()
+        .into_iter()
+        .filter_map(|m| m.json)
+        .map(|body| body["reviews"][0].clone())
+        .collect();
+    let firsts: Vec<&Value> = messages.iter().filter(|r| r["id"] == id(0)).collect();
+    assert_eq!(
+        firsts.len(),
+        2,
+        "the review, then its edit, once each: {firsts:?}"
+    );
+    assert_eq!(firsts[0]["edited"], false, "{}", firsts[0]);
+    assert_eq!(
+        firsts[1]["edited"], true,
+        "marked as an edit: {}",
+        firsts[1]
+    );
+    assert_eq!(firsts[1]["previous_rating"], 2, "{}", firsts[1]);
+    assert_eq!(firsts[1]["rating"], 5, "{}", firsts[1]);
+    assert_eq!(messages.len(), 7, "six reviews and one edit: {messages:?}");
+    let unique: std::collections::HashSet<&String> = keys_sent.iter().collect();
+    assert_eq!(
+        unique.len(),
+        keys_sent.len(),
+        "the edit has a key of its own, or receivers that honour it would drop it: {keys_sent:?}"
+    );
+}

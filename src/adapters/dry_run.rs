@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use tracing::{debug, info};
 
-use crate::domain::{AppId, AppState, Lookback, Progress, Review, Watermark};
+use crate::domain::{AppId, AppState, FoundRecord, Lookback, Progress, Review, Watermark};
 use crate::ports::{DeliveryError, Lease, Notifier, Snapshot, StateError, StateStore, TimeLimit};
 use crate::secret::Destination;
 
@@ -26,6 +26,15 @@ impl StateStore for ReadOnlyState<'_> {
             lease: Lease::default(),
             ..snapshot
         })
+    }
+
+    async fn find_records(
+        &self,
+        app: &AppId,
+        ids: &[String],
+        lookback: Lookback,
+    ) -> Result<Vec<FoundRecord>, StateError> {
+        self.0.find_records(app, ids, lookback).await
     }
 
     async fn create(&self, _app: &AppId, state: &AppState) -> Result<AppState, StateError> {

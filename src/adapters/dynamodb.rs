@@ -20,10 +20,16 @@
 //! - `sk = "lease"`: `holder` (absent once given back), `lease_until_ms` (N, 0 once given back),
 //!   `gen` (N, counts takes and give-backs); `expires_at` lets TTL sweep it when the app stops.
 //! - `sk = "delivered#<21-digit ns>#<review id>"`: one per delivered review; `review_id`,
-//!   `created_date`, `delivered_at`, `expires_at`.
+//!   `created_date`, `delivered_at`, `expires_at`; `digest`, `original_id` and `rating`: the
+//!   version delivered (absent in items from earlier versions).
+//! - `sk = "by-id#<review id in the store>"` (Google Play apps, whose edits move a review to a
+//!   later time): `record` (S, the sort key of the review's latest delivery record) and
+//!   `expires_at` as that record's, so an edit of a review delivered before the overlap window
+//!   finds its record.
 //!
-//! Sort keys order as `state` > `lease` > `delivered#…` (newest first when read backwards), so one
-//! backwards query reads the state and then only the delivered ids the overlap window needs.
+//! Sort keys order as `state` > `lease` > `delivered#…` > `by-id#…` (newest first when read
+//! backwards), so one backwards query from `delivered#` up reads the state and then only the
+//! delivered ids the overlap window needs.
 
 use std::collections::HashMap;
 
@@ -31,14 +37,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::adapters::sdk_error::SdkFailure;
 use crate::domain::{
-    AppId, AppState, Delivered, Lookback, Progress, ReviewKey, Scan, Store, Version, Watermark,
+    AppId, AppState, Delivered, FoundRecord, Lookback, Progress, ReviewKey, Scan, Store, Version,
+    Watermark,
 };
 use crate::ports::{Lease, RequestTally, Snapshot, StateError, StateStore};
 
@@ -55,6 +62,14 @@ const REQUESTS_SK: &str = "requests";
 const REQUESTS_KEPT_SECONDS: i64 = 2 * 86_400;
 const LEASE_SK: &str = "lease";
 const DELIVERED_PREFIX: &str = "delivered#";
+/// Sorts below [`DELIVERED_PREFIX`], so loading the window never reads these items.
+const BY_ID_PREFIX: &str = "by-id#";
+const RECORD: &str = "record";
+/// DynamoDB's most keys in one BatchGetItem.
+const BATCH_GET_MAX: usize = 100;
+/// Tries of a BatchGetItem whose keys DynamoDB left unprocessed (it answers with fewer under
+/// load) before the read fails.
+const BATCH_GET_TRIES: u32 = 5;
 const DESTINATION_PREFIX: &str = "dest#";
 /// The string set on a delivered item naming the destinations that have the review.
 const DELIVERED_TO: &str = "to";
@@ -84,6 +99,73 @@ impl DynamoStateStore {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
     }
+
+    /// The items of `pk` under the sort keys `sks` that exist, read consistently, a hundred
+    /// keys a request; keys DynamoDB leaves unprocessed are asked for again.
+    async fn batch_get(
+        &self,
+        pk: &str,
+        sks: impl Iterator<Item = String>,
+    ) -> Result<Vec<Item>, StateError> {
+        let keys: Vec<Item> = sks
+            .map(|sk| {
+                HashMap::from([
+                    (PARTITION_KEY.to_owned(), s(pk)),
+                    (SORT_KEY.to_owned(), s(sk)),
+                ])
+            })
+            .collect();
+        let mut items = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut pending = chunk.to_vec();
+            let mut tries = 0;
+            while !pending.is_empty() {
+                tries += 1;
+                if tries > BATCH_GET_TRIES {
+                    return Err(StateError::Store(format!(
+                        "DynamoDB left {} keys unread after {BATCH_GET_TRIES} tries; the table is busy, the next run reads them",
+                        pending.len()
+                    )));
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StateError::Store(e.to_string()))?;
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                if let Some(read) = answer.responses().and_then(|r| r.get(&self.table)) {
+                    items.extend(read.iter().cloned());
+                }
+                if let Some(left) = answer.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    pending = left.keys().to_vec();
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// The latest record of each review among `delivered`, by its id in the store.
+fn latest_records(delivered: &[Watermark]) -> HashMap<&str, &ReviewKey> {
+    let mut latest: HashMap<&str, &ReviewKey> = HashMap::new();
+    for mark in delivered {
+        let Some(version) = &mark.version else {
+            continue;
+        };
+        let kept = latest
+            .entry(version.original_id.as_str())
+            .or_insert(&mark.key);
+        if mark.key > **kept {
+            *kept = &mark.key;
+        }
+    }
+    latest
 }
 
 pub fn app_pk(app: &AppId) -> String {
@@ -128,12 +210,42 @@ fn store_error<E: ProvideErrorMetadata>(err: SdkError<E, HttpResponse>) -> State
             ": the table named by `TABLE_NAME` does not exist in this region"
         }
         Some("AccessDeniedException") => {
-            ": the function's role needs dynamodb:Query, PutItem and UpdateItem on the table"
+            ": the function's role needs dynamodb:Query, PutItem, UpdateItem and BatchGetItem on the table"
         }
         _ => "",
     };
     StateError::Store(format!("{failure}{hint}"))
 }
+
+/// Who has a delivered review, and the version its record holds (`None` in records written
+/// before edits were noticed).
+fn parse_delivered(
+    item: &HashMap<String, AttributeValue>,
+    key: &ReviewKey,
+) -> (Delivered, Option<Version>) {
+    let to = match item.get(DELIVERED_TO).and_then(|v| v.as_ss().ok()) {
+        // Recorded before destinations were told apart: every destination has it.
+        None => Delivered::All,
+        Some(keys) => Delivered::To(keys.iter().cloned().collect()),
+    };
+    let version = item.get(DIGEST).and_then(|v| v.as_s().ok()).map(|digest| {
+        let original_id = item
+            .get(ORIGINAL_ID)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_else(|| key.id.clone());
+        Version {
+            original_id,
+            digest: digest.clone(),
+            rating: number(item, RATING)
+                .and_then(|r| u8::try_from(r).ok())
+                .filter(|r| (1..=5).contains(r)),
+        }
+    });
+    (to, version)
+}
+
+type Item = HashMap<String, AttributeValue>;
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i128> {
     item.get(name)?.as_n().ok()?.parse().ok()
@@ -276,8 +388,9 @@ impl StateStore for DynamoStateStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("pk = :pk AND sk >= :delivered")
                 .expression_attribute_values(":pk", s(app_pk(app)))
+                .expression_attribute_values(":delivered", s(DELIVERED_PREFIX))
                 .scan_index_forward(false)
                 .consistent_read(true)
                 .limit(QUERY_PAGE)
@@ -346,28 +459,13 @@ impl StateStore for DynamoStateStore {
                 {
                     continue;
                 }
-                let to = match item.get(DELIVERED_TO).and_then(|v| v.as_ss().ok()) {
-                    // Recorded before destinations were told apart: every destination has it.
-                    None => Delivered::All,
-                    Some(keys) => Delivered::To(keys.iter().cloned().collect()),
-                };
+                let (to, version) = parse_delivered(item, &key);
                 // Recorded before edits were noticed: no version, the review counts as unchanged.
-                if let Some(digest) = item.get(DIGEST).and_then(|v| v.as_s().ok()) {
-                    let original_id = item
-                        .get(ORIGINAL_ID)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_else(|| key.id.clone());
+                if let Some(version) = version {
                     state.note_version(&Watermark {
                         key: key.clone(),
                         created_date: String::new(),
-                        version: Some(Version {
-                            original_id,
-                            digest: digest.clone(),
-                            rating: number(item, RATING)
-                                .and_then(|r| u8::try_from(r).ok())
-                                .filter(|r| (1..=5).contains(r)),
-                        }),
+                        version: Some(version),
                     });
                 }
                 state.delivered.insert(key.id, to);
@@ -466,6 +564,19 @@ impl StateStore for DynamoStateStore {
                 .map_err(|e| StateError::Store(e.to_string()))?;
             items.push(TransactWriteItem::builder().update(update).build());
         }
+        if app.store().edits_move_reviews() {
+            for (id, record) in latest_records(delivered) {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item(PARTITION_KEY, s(&pk))
+                    .item(SORT_KEY, s(format!("{BY_ID_PREFIX}{id}")))
+                    .item(RECORD, s(format!("{DELIVERED_PREFIX}{}", record.encode())))
+                    .item(TTL_ATTRIBUTE, n(keep_until_secs))
+                    .build()
+                    .map_err(|e| StateError::Store(e.to_string()))?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+        }
         if items.is_empty() {
             return Ok(());
         }
@@ -486,6 +597,49 @@ impl StateStore for DynamoStateStore {
             }
             Err(err) => Err(store_error(err)),
         }
+    }
+
+    async fn find_records(
+        &self,
+        app: &AppId,
+        ids: &[String],
+        lookback: Lookback,
+    ) -> Result<Vec<FoundRecord>, StateError> {
+        if !app.store().edits_move_reviews() || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pk = app_pk(app);
+        let alive = |item: &Item| {
+            !number(item, TTL_ATTRIBUTE)
+                .and_then(|secs| i64::try_from(secs).ok())
+                .is_some_and(|secs| lookback.expired(secs))
+        };
+        let index = self
+            .batch_get(&pk, ids.iter().map(|id| format!("{BY_ID_PREFIX}{id}")))
+            .await?;
+        let records: Vec<String> = index
+            .iter()
+            .filter(|item| alive(item))
+            .filter_map(|item| item.get(RECORD)?.as_s().ok().cloned())
+            .collect();
+        let mut found = Vec::new();
+        for item in self.batch_get(&pk, records.into_iter()).await? {
+            let Some(key) = item
+                .get(SORT_KEY)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|sk| sk.strip_prefix(DELIVERED_PREFIX))
+                .and_then(ReviewKey::decode)
+            else {
+                continue;
+            };
+            if !alive(&item) {
+                continue;
+            }
+            if let (to, Some(version)) = parse_delivered(&item, &key) {
+                found.push(FoundRecord { key, version, to });
+            }
+        }
+        Ok(found)
     }
 
     async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {

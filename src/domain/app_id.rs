@@ -23,6 +23,16 @@ impl Store {
             Store::GooglePlay => "google_play",
         }
     }
+
+    /// Whether an edit moves a review to a later instant. Google Play dates a review by when
+    /// its text last changed, so an edit of a review delivered long ago is listed with the new
+    /// reviews, far from its delivery record; the App Store keeps `createdDate`.
+    pub fn edits_move_reviews(self) -> bool {
+        match self {
+            Store::AppStore => false,
+            Store::GooglePlay => true,
+        }
+    }
 }
 
 /// An app in its store: a numeric App Store app id (the "Apple ID" shown in App Store Connect),

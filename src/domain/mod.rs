@@ -23,6 +23,6 @@ pub use progress::{
 pub(crate) use review::sample as sample_review;
 pub use review::{DeveloperResponse, Edit, Review, ReviewKey, StoreDetails, parse_instant};
 pub use route::Route;
-pub use state::{AppState, Delivered, Version, Watermark, select_new};
+pub use state::{AppState, Delivered, FoundRecord, Version, Watermark, select_new};
 pub use territory::Territory;
 pub use window::{COVERAGE_MARGIN_HOURS, Lookback, coverage_floor, max_reach_hours};

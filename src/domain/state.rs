@@ -41,6 +41,15 @@ impl Watermark {
     }
 }
 
+/// A delivery record found by the review's id rather than by its time: the version it holds
+/// and who has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRecord {
+    pub key: ReviewKey,
+    pub version: Version,
+    pub to: Delivered,
+}
+
 /// What the table remembers about one app.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppState {
@@ -119,6 +128,37 @@ impl AppState {
             // whether or not the first version's record is still there.
             Some((record, _)) if record.id != review.id => review.as_edit_of(None),
             _ => review,
+        }
+    }
+
+    /// The store's ids of `reviews` that may have been delivered before the window this state
+    /// was loaded with: in the window now, but with no record of theirs loaded. In a store whose
+    /// edits move reviews ([`super::Store::edits_move_reviews`]) such a review may be an edit
+    /// of one delivered long ago; its record is then looked up by id.
+    pub fn unknown_ids(&self, reviews: &[Review], lookback: Lookback) -> Vec<String> {
+        let start = self.window_start(lookback);
+        let mut ids: Vec<String> = reviews
+            .iter()
+            .filter(|r| r.key().nanos >= start)
+            .map(|r| r.original_id().to_owned())
+            .filter(|id| !self.versions.contains_key(id) && !self.delivered.contains_key(id))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Takes in records found by id, as if they had been loaded with the window.
+    pub fn note_found(&mut self, found: &[FoundRecord]) {
+        for record in found {
+            self.note_version(&Watermark {
+                key: record.key.clone(),
+                created_date: String::new(),
+                version: Some(record.version.clone()),
+            });
+            self.delivered
+                .entry(record.key.id.clone())
+                .or_insert_with(|| record.to.clone());
         }
     }
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use super::*;
-use crate::domain::{Delivered, Progress, parse_instant};
+use crate::domain::{Delivered, FoundRecord, Progress, parse_instant};
 use crate::ports::{DeliveryError, Lease, Snapshot};
 use crate::secret::Destination;
 
@@ -28,8 +28,9 @@ fn review(id: &str, date: &str) -> Review {
     crate::domain::sample_review(id, date)
 }
 
+/// An App Store app id, or a Google Play package name.
 fn app(id: &str) -> AppId {
-    AppId::parse(id).unwrap()
+    AppId::parse_any(id).unwrap()
 }
 
 #[derive(Default)]
@@ -255,6 +256,37 @@ impl StateStore for MemoryState {
             lease,
             requests,
         })
+    }
+
+    /// Like the table's index of versions: only for stores whose edits move reviews, the
+    /// latest version of each review whose records have not expired.
+    async fn find_records(
+        &self,
+        app: &AppId,
+        ids: &[String],
+        lookback: Lookback,
+    ) -> Result<Vec<FoundRecord>, StateError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.expire(lookback.now_nanos);
+        if !app.store().edits_move_reviews() {
+            return Ok(Vec::new());
+        }
+        let apps = self.apps.lock().unwrap();
+        let Some(state) = apps.get(app) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let (key, version) = state.versions.get(id)?;
+                let to = state.delivered.get(&key.id)?;
+                Some(FoundRecord {
+                    key: key.clone(),
+                    version: version.clone(),
+                    to: to.clone(),
+                })
+            })
+            .collect())
     }
 
     async fn count_requests(
@@ -517,7 +549,7 @@ impl World {
             secrets: &self.secrets,
             sources: Sources {
                 app_store: Some(&self.source),
-                google_play: None,
+                google_play: Some(&self.source),
             },
             state: &self.state,
             notifier: &self.notifier,
@@ -2037,6 +2069,14 @@ impl StateStore for FlakyRecords<'_> {
     async fn create(&self, app: &AppId, state: &AppState) -> Result<AppState, StateError> {
         self.inner.create(app, state).await
     }
+    async fn find_records(
+        &self,
+        app: &AppId,
+        ids: &[String],
+        lookback: Lookback,
+    ) -> Result<Vec<FoundRecord>, StateError> {
+        self.inner.find_records(app, ids, lookback).await
+    }
     async fn record(
         &self,
         app: &AppId,
@@ -2292,6 +2332,50 @@ async fn an_edited_review_goes_out_again_once_marked_with_its_earlier_rating() {
         world.run_with(at(&["1"], start + hour * HOUR)).await;
     }
     assert_eq!(world.notifier.ids("1"), ["r".to_owned(), version]);
+}
+
+#[tokio::test]
+async fn a_google_play_edit_of_a_review_delivered_before_the_window_is_found_by_id_and_marked() {
+    const PLAY: &str = "com.example.app";
+    let world = World::new(10);
+    let start = parse_instant(NOW).unwrap();
+    let play = |r: Review| r.in_store(Store::GooglePlay);
+    let first = play(rated("r", 2, &instant(start - HOUR)));
+    world.source.set(PLAY, vec![first.clone()]);
+    world.run_with(at(&[PLAY], start)).await;
+    // Ten days of reviews move the watermark ten days on; the window reaches 72 hours back.
+    let mut listed: Vec<Review> = (1..=10)
+        .map(|day| {
+            play(rated(
+                &format!("d{day:02}"),
+                4,
+                &instant(start + day * 24 * HOUR),
+            ))
+        })
+        .collect();
+    world.source.set(PLAY, listed.clone());
+    world.run_with(at(&[PLAY], start + 240 * HOUR + HOUR)).await;
+    assert_eq!(world.notifier.ids(PLAY).len(), 11);
+    let reads = world.state.reads.load(Ordering::SeqCst);
+
+    // Edited on day 11: Google lists it at its new time, far from its record.
+    let edit = edited(&first, "Fixed, thanks", 5, &instant(start + 264 * HOUR));
+    listed.push(edit.clone());
+    world.source.set(PLAY, listed);
+    for hour in [265, 266] {
+        let summary = world.run_with(at(&[PLAY], start + hour * HOUR)).await;
+        assert_eq!(summary.apps[0].status, AppStatus::Ok, "{summary:?}");
+    }
+    let sent = world.notifier.ids(PLAY);
+    let version = format!("r@{}", edit.digest());
+    assert_eq!(sent.len(), 12, "the edit once: {sent:?}");
+    assert_eq!(sent[11], version, "under its version's id: {sent:?}");
+    let state = world.state.apps.lock().unwrap()[&app(PLAY)].clone();
+    assert_eq!(state.versions["r"].0.id, version);
+    assert!(
+        world.state.reads.load(Ordering::SeqCst) > reads + 2,
+        "the record was looked up by id"
+    );
 }
 
 #[tokio::test]
