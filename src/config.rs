@@ -2,12 +2,11 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
 
-use crate::adapters::trust::TrustRoots;
 use crate::domain::{AppId, AppIdError, COVERAGE_MARGIN_HOURS, Store, max_reach_hours};
 
 pub const DEFAULT_ASC_BASE_URL: &str = "https://api.appstoreconnect.apple.com";
@@ -41,9 +40,9 @@ pub struct Config {
     pub asc_retry: RetryPolicy,
     /// Whether a Lambda invocation writes its CloudWatch metrics (Embedded Metric Format).
     pub emit_metrics: bool,
-    /// The roots every HTTPS client trusts: Mozilla's, and those of the PEM file
-    /// `EXTRA_CA_CERTS` names (read here, once per cold start).
-    pub trust: TrustRoots,
+    /// `EXTRA_CA_CERTS`: a PEM file of root certificates to trust besides Mozilla's; read and
+    /// checked when the HTTP client is built.
+    pub extra_ca_certs: Option<PathBuf>,
 }
 
 /// How often and how patiently a failed HTTP call is tried again.
@@ -335,12 +334,10 @@ impl Config {
             play_translation_language,
             webhook_format,
             emit_metrics: flag(get("EMIT_METRICS"), "EMIT_METRICS", true)?,
-            trust: TrustRoots::load(get("EXTRA_CA_CERTS").map(Path::new)).map_err(|e| {
-                ConfigError::Invalid {
-                    var: "EXTRA_CA_CERTS",
-                    reason: e.to_string(),
-                }
-            })?,
+            extra_ca_certs: get("EXTRA_CA_CERTS")
+                .map(str::trim)
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -473,23 +470,7 @@ mod tests {
             }
         );
         assert_eq!(config.asc_retry.attempts, 4);
-        assert_eq!(config.trust.extra_count(), 0);
-    }
-
-    #[test]
-    fn extra_ca_certs_are_read_with_the_configuration() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
-        let config = Config::from_vars(&vars(&[("EXTRA_CA_CERTS", path)])).unwrap();
-        assert_eq!(config.trust.extra_count(), 1);
-        let err = Config::from_vars(&vars(&[("EXTRA_CA_CERTS", "/nonexistent/ca.pem")]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(
-                "environment variable `EXTRA_CA_CERTS`: cannot read `/nonexistent/ca.pem`:"
-            ),
-            "{err}"
-        );
+        assert_eq!(config.extra_ca_certs, None);
     }
 
     #[test]
@@ -523,10 +504,6 @@ mod tests {
             ),
             (vars(&[("ASC_BASE_URL", "ftp://127.0.0.1")]), "ASC_BASE_URL"),
             (vars(&[("ASC_BASE_URL", "not a url")]), "ASC_BASE_URL"),
-            (
-                vars(&[("EXTRA_CA_CERTS", "/nonexistent/review-relay/ca.pem")]),
-                "EXTRA_CA_CERTS",
-            ),
         ];
         for (vars, name) in cases {
             let err = Config::from_vars(&vars).unwrap_err().to_string();

@@ -16,6 +16,7 @@ use crate::adapters::dynamodb::DynamoStateStore;
 use crate::adapters::googleplay::GooglePlayClient;
 use crate::adapters::metrics;
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
+use crate::adapters::trust::{TrustError, TrustRoots};
 use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
 use crate::domain::Store;
@@ -94,12 +95,22 @@ pub fn unix_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Why the relay cannot start, named.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration error: environment variable `EXTRA_CA_CERTS`: {0}")]
+    Trust(#[from] TrustError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
 impl Relay {
-    /// Builds the clients over one HTTP client trusting `config.trust`. The AWS SDK reads
-    /// `AWS_REGION`, `AWS_ENDPOINT_URL` and credentials as it always does, so the same binary
-    /// talks to local emulators.
-    pub async fn new(config: Config) -> Result<Self, reqwest::Error> {
-        let http = crate::adapters::http_client(&config.trust)?;
+    /// Builds the clients over one HTTP client trusting Mozilla's roots and those of
+    /// `EXTRA_CA_CERTS`. The AWS SDK reads `AWS_REGION`, `AWS_ENDPOINT_URL` and credentials as
+    /// it always does, so the same binary talks to local emulators.
+    pub async fn new(config: Config) -> Result<Self, StartError> {
+        let trust = TrustRoots::load(config.extra_ca_certs.as_deref())?;
+        let http = crate::adapters::http_client(&trust)?;
         let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(crate::adapters::aws_http::sdk_http_client(http.clone()))
             .load()
@@ -300,6 +311,33 @@ const LEASE_GRACE_MS: i64 = 5_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(extra_ca_certs: Option<&str>) -> Config {
+        let vars = [
+            ("APP_IDS", "123"),
+            ("SECRET_ID", "review-relay/key"),
+            ("TABLE_NAME", "relay"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let mut config = Config::from_vars(&vars.into_iter().collect()).unwrap();
+        config.extra_ca_certs = extra_ca_certs.map(Into::into);
+        config
+    }
+
+    #[tokio::test]
+    async fn extra_ca_certs_are_read_when_the_relay_starts_and_a_bad_file_is_named() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
+        assert!(Relay::new(config(Some(path))).await.is_ok());
+        let Err(err) = Relay::new(config(Some("/nonexistent/ca.pem"))).await else {
+            panic!("a missing file starts nothing");
+        };
+        assert!(
+            err.to_string().starts_with(
+                "configuration error: environment variable `EXTRA_CA_CERTS`: cannot read `/nonexistent/ca.pem`:"
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn only_a_deadline_that_can_be_real_is_used() {

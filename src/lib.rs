@@ -13,5 +13,6 @@ pub mod ports;
 pub mod preview;
 pub mod relay;
 pub mod secret;
+pub mod summary;
 
 pub use relay::{AppStatus, AppSummary, RunOptions, RunSummary, run_once};

@@ -45,7 +45,7 @@ async fn relay() -> Option<Relay> {
         .ok()?;
     Relay::new(config)
         .await
-        .inspect_err(|e| tracing::error!("cannot build the HTTP client: {e}"))
+        .inspect_err(|e| tracing::error!("{e}"))
         .ok()
 }
 

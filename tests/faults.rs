@@ -1060,17 +1060,15 @@ async fn a_run_short_of_time_stops_at_the_deadline_margin_and_the_next_run_finis
     assert_no_leaks(&world, &[&process.output()]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_process_killed_mid_delivery_holds_the_app_until_its_lease_lapses_then_one_resend() {
-    let world = World::new(AscConfig::team()).await;
-    let app = "1018";
-    let (reviews, ids) = feed("k", 5, 10);
-    world.asc.set_reviews(app, reviews);
-    world.receiver.set_delay(Duration::from_secs(2));
-    // A 1 s margin: the 2 s deliveries may start until 9 s into the 10 s invocation.
-    let env = fast(&[("DEADLINE_MARGIN_SECONDS", "1")]);
-    let (api, mut process) = world.lambda_with(app, &env);
-
+/// Invokes `process` (10 s) and kills it once the receiver has the second message; checks that
+/// the app's lease was left to lapse at the deadline plus 5 s. The process's output and when
+/// its lease lapses (Unix ms).
+async fn kill_at_the_second_message(
+    world: &World,
+    app: &str,
+    api: &RuntimeApi,
+    mut process: support::runtime_api::LambdaProcess,
+) -> (String, i64) {
     let invoked_ms = now_ms();
     tokio::select! {
         answer = api.invoke(json!({}), Duration::from_secs(10)) => {
@@ -1079,9 +1077,7 @@ async fn a_process_killed_mid_delivery_holds_the_app_until_its_lease_lapses_then
         _ = world.receiver.wait_for(2, Duration::from_secs(60)) => {}
     }
     process.kill();
-    let killed_output = process.output();
-    // The first review was answered and recorded; the second was in flight.
-    assert_eq!(world.recorded_deliveries(app).await, ids[..1]);
+    let output = process.output();
     let lease = world
         .item(app, "lease")
         .await
@@ -1092,6 +1088,23 @@ async fn a_process_killed_mid_delivery_holds_the_app_until_its_lease_lapses_then
         (lease_until - expected).abs() < 1_000,
         "the lease lasts to the deadline + 5 s: {lease_until} vs {expected}"
     );
+    (output, lease_until)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_delivery_holds_the_app_until_its_lease_lapses_then_one_resend() {
+    let world = World::new(AscConfig::team()).await;
+    let app = "1018";
+    let (reviews, ids) = feed("k", 5, 10);
+    world.asc.set_reviews(app, reviews);
+    world.receiver.set_delay(Duration::from_secs(2));
+    // A 1 s margin: the 2 s deliveries may start until 9 s into the 10 s invocation.
+    let env = fast(&[("DEADLINE_MARGIN_SECONDS", "1")]);
+    let (api, process) = world.lambda_with(app, &env);
+
+    let (killed_output, lease_until) = kill_at_the_second_message(&world, app, &api, process).await;
+    // The first review was answered and recorded; the second was in flight.
+    assert_eq!(world.recorded_deliveries(app).await, ids[..1]);
 
     world.receiver.set_delay(Duration::ZERO);
     let (api, process) = world.lambda_with(app, &env);
@@ -1131,6 +1144,52 @@ async fn a_process_killed_mid_delivery_holds_the_app_until_its_lease_lapses_then
         "at most one resend"
     );
     assert_eq!(world.recorded_deliveries(app).await, ids);
+    assert_no_leaks(&world, &[&killed_output, &process.output()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_delivery_of_a_google_play_app_resends_only_the_review_in_flight() {
+    use support::play::{PlayConfig, play_review};
+    const PACKAGE: &str = "com.example.killed";
+    let world = World::new(AscConfig::team()).await;
+    let play = world.add_play(PlayConfig::fixture(), PACKAGE).await;
+    let now_secs = now_ms() / 1_000;
+    let ids: Vec<String> = (0..5).map(|i| format!("gp:killed{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let modified = now_secs - 3_600 * (5 - i as i64);
+        play.push_review(
+            PACKAGE,
+            play_review(id, "Ana", "Crashes", 2, modified, "en-GB"),
+        );
+    }
+    world.receiver.set_delay(Duration::from_secs(2));
+    let base = play.base_url();
+    let mut env: Vec<(&str, &str)> = fast(&[("DEADLINE_MARGIN_SECONDS", "1")])
+        .into_iter()
+        .collect();
+    env.extend([("PLAY_PACKAGES", PACKAGE), ("PLAY_BASE_URL", base.as_str())]);
+    let (api, process) = world.lambda_with("", &env);
+
+    let (killed_output, lease_until) =
+        kill_at_the_second_message(&world, PACKAGE, &api, process).await;
+    assert_eq!(world.recorded_deliveries(PACKAGE).await, ids[..1]);
+
+    world.receiver.set_delay(Duration::ZERO);
+    let (api, process) = world.lambda_with("", &env);
+    let wait = lease_until - now_ms() + 200;
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
+    let after = ok(invoke(&api).await);
+    assert_eq!(
+        counts(&after, PACKAGE),
+        ("ok".into(), 5, 4, 4, 0, 1),
+        "{after}"
+    );
+    assert_eq!(
+        world.delivered_to(PACKAGE),
+        [&ids[..2], &ids[1..]].concat(),
+        "the review in flight at the kill is the one sent twice, the rest once, in order"
+    );
+    assert_eq!(world.recorded_deliveries(PACKAGE).await, ids);
     assert_no_leaks(&world, &[&killed_output, &process.output()]);
 }
 

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::logging;
-use crate::relay::{AppStatus, RunSummary};
+use crate::summary::{AppStatus, RunSummary};
 
 pub const NAMESPACE: &str = "ReviewRelay";
 
@@ -60,7 +60,7 @@ pub fn document(summary: &RunSummary, function_name: &str, now_nanos: i128) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::AppSummary;
+    use crate::summary::AppSummary;
 
     fn app(
         status: AppStatus,

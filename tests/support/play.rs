@@ -155,6 +155,9 @@ pub struct PlayConfig {
     pub token_expires_in: i64,
     /// GET requests per package per clock hour before 429.
     pub hourly_quota: u32,
+    /// Reviews per page at most, whatever `maxResults` asks (Google may answer fewer): a small
+    /// cap makes a backlog of a few hundred reviews take more pages than an hour's quota.
+    pub page_cap: Option<usize>,
 }
 
 impl PlayConfig {
@@ -166,6 +169,7 @@ impl PlayConfig {
             client_email: CLIENT_EMAIL.to_string(),
             token_expires_in: DEFAULT_TOKEN_EXPIRES_IN,
             hourly_quota: DEFAULT_HOURLY_QUOTA,
+            page_cap: None,
         }
     }
 }
@@ -1070,7 +1074,11 @@ impl Shared {
                 .then_with(|| a["reviewId"].as_str().cmp(&b["reviewId"].as_str()))
         });
         let total = listed.len();
-        let end = (query.offset + query.max_results).min(total);
+        let per_page = self
+            .config
+            .page_cap
+            .map_or(query.max_results, |cap| cap.min(query.max_results));
+        let end = (query.offset + per_page).min(total);
         let page: Vec<Value> = listed
             .get(query.offset.min(total)..end)
             .unwrap_or_default()
@@ -1090,7 +1098,7 @@ impl Shared {
             document["tokenPagination"] = json!({ "nextPageToken": next });
             document["pageInfo"] = json!({
                 "totalResults": total,
-                "resultPerPage": query.max_results,
+                "resultPerPage": per_page,
                 "startIndex": query.offset,
             });
         }

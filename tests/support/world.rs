@@ -69,6 +69,20 @@ impl World {
         update_secret(&self.aws, &self.secret, value).await;
     }
 
+    /// A Google Play double serving `package`, its service account merged into the secret.
+    pub async fn add_play(
+        &self,
+        config: super::play::PlayConfig,
+        package: &str,
+    ) -> super::play::PlayDouble {
+        let play = super::play::PlayDouble::start(config);
+        let mut secret = self.secret_json(super::keys::PRIVATE_KEY_P8);
+        secret["google_service_account"] = play.service_account_json();
+        self.set_secret(&secret.to_string()).await;
+        play.add_app(package);
+        play
+    }
+
     pub fn env(&self, apps: &str) -> Vec<(String, String)> {
         let mut env = aws_env(&self.moto_endpoint);
         env.extend(
@@ -155,7 +169,7 @@ impl World {
     pub async fn watermark_review(&self, app: &str) -> Option<String> {
         self.state_items().await.into_iter().find_map(|item| {
             let pk = item.get("pk")?.as_s().ok()?.clone();
-            (pk == format!("app#{app}"))
+            (pk == partition_key(app))
                 .then(|| {
                     item.get("wm_review_id")
                         .and_then(|v| v.as_s().ok())
@@ -167,7 +181,7 @@ impl World {
 
     /// The app's item with sort key `sk`, if the table holds one.
     pub async fn item(&self, app: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
-        let pk = format!("app#{app}");
+        let pk = partition_key(app);
         self.state_items().await.into_iter().find(|item| {
             item.get("pk").and_then(|v| v.as_s().ok()) == Some(&pk)
                 && item
@@ -188,7 +202,7 @@ impl World {
 
     /// Review ids recorded as delivered for `app` (`sk = delivered#…`), in sort-key order.
     pub async fn recorded_deliveries(&self, app: &str) -> Vec<String> {
-        let pk = format!("app#{app}");
+        let pk = partition_key(app);
         let mut recorded: Vec<(String, String)> = self
             .state_items()
             .await
@@ -206,6 +220,12 @@ impl World {
         recorded.sort();
         recorded.into_iter().map(|(_, id)| id).collect()
     }
+}
+
+/// The table's partition key of an App Store app id or a Google Play package name.
+pub fn partition_key(app: &str) -> String {
+    let app = review_relay::domain::AppId::parse_any(app).expect("an app id or a package name");
+    review_relay::adapters::dynamodb::app_pk(&app)
 }
 
 pub fn minutes_ago(minutes: i64, offset_hours: i8) -> String {
