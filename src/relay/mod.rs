@@ -21,8 +21,9 @@ pub use crate::summary::{AppStatus, AppSummary, RunSummary};
 /// Apps read in parallel; small, to stay far below Apple's per-key rate limit.
 const APP_CONCURRENCY: usize = 4;
 
-/// A DynamoDB transaction holds at most 100 items: one per review a message carries.
-const MAX_REVIEWS_PER_WRITE: usize = 100;
+/// A DynamoDB transaction holds at most 100 items: up to two per review a message carries (its
+/// delivery record and, for Google Play, the item that finds it by id).
+const MAX_REVIEWS_PER_WRITE: usize = 50;
 
 /// A request under way is cut off this long before the deadline, leaving time to save progress
 /// and answer.
