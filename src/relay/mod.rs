@@ -337,21 +337,18 @@ async fn relay_app(
             }
         }
     }
-    let result = relay_under_lease(
+    let run = Leased {
         deps,
         options,
         app,
-        state,
-        stored,
-        Read {
-            reviews: fresh,
-            ..read
-        },
-        &secret,
+        secret: &secret,
         limit,
-        summary,
-    )
-    .await;
+    };
+    let read = Read {
+        reviews: fresh,
+        ..read
+    };
+    let result = relay_under_lease(&run, state, stored, read, summary).await;
     if let Err(err) = deps.state.release_lease(app, &options.holder).await {
         // It lapses by itself at the invocation's deadline.
         warn!(error = %err, "could not release the lease");
@@ -395,20 +392,33 @@ fn report_out_of_reach(state: &AppState, lookback: Lookback, reviews: &[Review])
     }
 }
 
+/// What an app's run works with once it holds the app's lease; fixed for the run.
+#[derive(Clone, Copy)]
+struct Leased<'r> {
+    deps: &'r Deps<'r>,
+    options: &'r RunOptions,
+    app: &'r AppId,
+    /// The secret as the source last read it.
+    secret: &'r RelaySecret,
+    limit: Option<TimeLimit>,
+}
+
 /// The writing part of a run, under the app's lease: deliver what was read, or save where
 /// reading stopped; then note whether the app made progress.
-#[allow(clippy::too_many_arguments)]
 async fn relay_under_lease(
-    deps: &Deps<'_>,
-    options: &RunOptions,
-    app: &AppId,
+    run: &Leased<'_>,
     mut state: AppState,
     stored: bool,
     read: Read,
-    secret: &RelaySecret,
-    limit: Option<TimeLimit>,
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
+    let Leased {
+        deps,
+        options,
+        app,
+        limit,
+        ..
+    } = *run;
     let before = state.progress.clone();
     let replay = state.replay_from_nanos.is_some();
     let restarted = !read.continued && !before.stops.is_empty();
@@ -444,18 +454,7 @@ async fn relay_under_lease(
             (Ok(()), stops, true, before.handled.clone())
         }
         None => {
-            let result = relay_leased(
-                deps,
-                options,
-                app,
-                &mut state,
-                stored,
-                read.reviews,
-                secret,
-                limit,
-                summary,
-            )
-            .await;
+            let result = relay_leased(run, &mut state, stored, read.reviews, summary).await;
             let ran_short = summary.status == AppStatus::Deadline
                 || result
                     .as_ref()
@@ -551,18 +550,20 @@ async fn read_app(
 const LEASE_TRIES: u32 = 3;
 
 /// The part of a run that writes, under the app's lease.
-#[allow(clippy::too_many_arguments)]
 async fn relay_leased(
-    deps: &Deps<'_>,
-    options: &RunOptions,
-    app: &AppId,
+    run: &Leased<'_>,
     state: &mut AppState,
     stored: bool,
     fresh: Vec<Review>,
-    secret: &RelaySecret,
-    limit: Option<TimeLimit>,
     summary: &mut AppSummary,
 ) -> Result<(), AppError> {
+    let Leased {
+        deps,
+        options,
+        app,
+        secret,
+        limit,
+    } = *run;
     if !stored {
         // A first run: the state item comes first.
         let replay_from = state.replay_from_nanos;
