@@ -272,8 +272,8 @@ impl<'a> ReviewCard<'a> {
                 .map(|r| r.body.trim())
                 .filter(|text| !text.is_empty()),
             link: ratings_page(app),
-            link_label: link_label(app.store()),
-            kind: format!("{} review", app.store().name()),
+            link_label: link_label(review.store),
+            kind: format!("{} review", review.store.name()),
         }
     }
 
