@@ -12,6 +12,7 @@ pub mod logging;
 pub mod ports;
 pub mod preview;
 pub mod relay;
+pub mod reply;
 pub mod secret;
 
 pub use relay::{AppStatus, AppSummary, RunOptions, RunSummary, run_once};

@@ -10,7 +10,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::domain::{
     AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, RescanRead, Review, Scan, Store,
     Watermark, failing_since_after, give_up_after_hours, given_up, new_destination_start,
-    select_new,
+    select_new, with_noted_answers,
 };
 use crate::ports::{
     Cursor, Notifier, Page, RequestTally, ReviewSource, SecretError, Secrets, Snapshot,
@@ -386,6 +386,7 @@ async fn relay_app(
     }
     report_out_of_reach(&state, lookback, &reviews);
     let mut fresh = select_new(&state, lookback, reviews);
+    with_noted_answers(&mut fresh, &snapshot.answers);
     // A read through the re-scan, or cut short before its end, changes where it stands.
     let rescan_moves =
         !read.continued && (read.whole || read.cut) && state.progress.rescan_from.is_some();
