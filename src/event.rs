@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_reply_event_answers_a_review() {
+        let vars = [
+            ("APP_IDS", "1234567890"),
+            ("SECRET_ID", "s"),
+            ("TABLE_NAME", "t"),
+        ];
+        let config = Config::from_vars(
+            &vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap();
+        let event: Value = serde_json::from_str(include_str!("../events/reply.json")).unwrap();
+        let reply = Request::from_event(&event, &config).unwrap().reply.unwrap();
+        assert_eq!(reply.app, AppId::parse("1234567890").unwrap());
+        assert!(matches!(reply.action, crate::reply::Action::Answer(_)));
+    }
+
+    #[test]
     fn scheduled_events_ignore_their_own_fields_and_may_carry_app_ids_only() {
         let config = config();
         for event in [

@@ -4,12 +4,11 @@
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::{AppStoreClient, api_key, model};
-use crate::adapters::{Answer, describe_http_error, first_line, send_and_read};
+use crate::adapters::{Answer, describe_http_error, first_line, send_and_read, with_bearer};
 use crate::domain::{AnswerText, AppId, Store};
 use crate::ports::{AnswerError, PostedAnswer, ReviewAnswers, SourceError};
 use crate::secret::ApiKey;
@@ -144,10 +143,7 @@ impl AppStoreClient {
         let token = self
             .bearer(key)
             .map_err(|e| SourceError::Signing(e.to_string()))?;
-        let request = build()
-            .timeout(self.retry.request_timeout)
-            .bearer_auth(token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json");
+        let request = with_bearer(build(), &token, self.retry.request_timeout);
         let answer = send_and_read(request)
             .await
             .map_err(|e| AnswerError::Transport {

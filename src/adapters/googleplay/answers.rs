@@ -3,14 +3,14 @@
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 use url::Url;
 
 use super::{GooglePlayClient, model, service_account, transport, unix_now};
 use crate::adapters::retry::Attempt;
-use crate::adapters::{Answer, describe_http_error, send_and_read};
+use crate::adapters::{Answer, describe_http_error, send_and_read, with_bearer};
 use crate::domain::{AnswerText, AppId, Store};
 use crate::ports::{AnswerError, PostedAnswer, ReviewAnswers, SourceError};
 use crate::secret::ServiceAccount;
@@ -90,10 +90,7 @@ impl GooglePlayClient {
             | Attempt::RetryMaybeTaken(error)
             | Attempt::Fail(error) => return Err(error.into()),
         };
-        let request = build()
-            .timeout(self.retry.request_timeout)
-            .bearer_auth(token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json");
+        let request = with_bearer(build(), &token, self.retry.request_timeout);
         let answer = send_and_read(request)
             .await
             .map_err(|e| AnswerError::Credentials(transport(describe_http_error(e), 1)))?;
