@@ -1,14 +1,25 @@
 //! What an invocation's event asks for. Scheduled events (EventBridge Scheduler, EventBridge
 //! rules) run every app; a manual event may ask for a subset, a dry run, a replay or a test
-//! message, and anything else in it is refused before a request is made.
+//! message, or answer a review (`reply`, alone), and anything else in it is refused before a
+//! request is made.
 
 use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::domain::{AppId, Store, max_reach_hours};
+use crate::reply::{RawAction, ReplyRequest};
 
 /// The fields a manual event may hold. A new kind of manual event adds its field here.
-pub const MANUAL_FIELDS: &[&str] = &["app_ids", "dry_run", "backfill_hours", "test_message"];
+pub const MANUAL_FIELDS: &[&str] = &[
+    "app_ids",
+    "dry_run",
+    "backfill_hours",
+    "test_message",
+    "reply",
+];
+
+/// The fields of a manual event's `reply`.
+pub const REPLY_FIELDS: &[&str] = &["app_id", "review_id", "text", "delete"];
 
 /// The `source` of the events that schedules send.
 pub const SCHEDULED_SOURCES: &[&str] = &["aws.scheduler", "aws.events"];
@@ -31,6 +42,9 @@ pub struct Request {
     /// Replay reviews created in the last N hours that were not delivered.
     pub replay_hours: Option<u32>,
     pub test_message: bool,
+    /// Answer a review instead of running: `{"reply": {"app_id", "review_id", "text"}}` (or
+    /// `"delete": true`), alone in its event.
+    pub reply: Option<ReplyRequest>,
 }
 
 impl Request {
@@ -50,6 +64,27 @@ impl Request {
             }
         };
         check_fields(fields)?;
+        if let Some(reply) = fields.get("reply") {
+            let others: Vec<&str> = fields
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "reply")
+                .collect();
+            if !others.is_empty() {
+                return Err(refused(format!(
+                    "event field `reply` cannot be combined with {}: answer a review in an event of its own",
+                    quoted(&others)
+                )));
+            }
+            let request = reply_from_event(reply, config)?;
+            return Ok(Self {
+                apps: vec![request.app.clone()],
+                dry_run: false,
+                replay_hours: None,
+                test_message: false,
+                reply: Some(request),
+            });
+        }
 
         let flag = |name: &str| match fields.get(name) {
             None | Some(Value::Null) => Ok(false),
@@ -91,8 +126,69 @@ impl Request {
             dry_run,
             replay_hours,
             test_message,
+            reply: None,
         })
     }
+}
+
+/// `{"app_id": "...", "review_id": "...", "text": "..."}` or `{..., "delete": true}`, checked
+/// against the deployment as the `reply` command checks its arguments.
+fn reply_from_event(value: &Value, config: &Config) -> Result<ReplyRequest, EventRefused> {
+    let Value::Object(fields) = value else {
+        return Err(refused(
+            "event field `reply` must be an object such as `{\"app_id\": \"123\", \"review_id\": \"abc\", \"text\": \"Thanks!\"}`".into(),
+        ));
+    };
+    let unknown: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !REPLY_FIELDS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(refused(format!(
+            "`reply` holds {} it does not know: it may hold {}",
+            quoted(&unknown),
+            quoted(REPLY_FIELDS)
+        )));
+    }
+    let string = |name: &str| match fields.get(name) {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if name == "app_id" => Ok(Some(n.to_string())),
+        None | Some(Value::Null) => Ok(None),
+        // The value is not repeated: it may be the answer's text.
+        Some(other) => Err(refused(format!(
+            "`reply.{name}` must be a string, not {}",
+            kind_of(other)
+        ))),
+    };
+    let app = string("app_id")?.ok_or_else(|| refused("`reply.app_id` is missing".into()))?;
+    let review_id =
+        string("review_id")?.ok_or_else(|| refused("`reply.review_id` is missing".into()))?;
+    let delete = match fields.get("delete") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => {
+            return Err(refused(format!(
+                "`reply.delete` must be true or false, not `{other}`"
+            )));
+        }
+    };
+    let action = match (string("text")?, delete) {
+        (Some(_), true) => {
+            return Err(refused(
+                "`reply` holds both `text` and `delete`: give the text to answer, or `\"delete\": true` to remove the answer".into(),
+            ));
+        }
+        (Some(text), false) => RawAction::Answer(text),
+        (None, true) => RawAction::Delete,
+        (None, false) => {
+            return Err(refused(
+                "`reply` needs `text` (the answer) or `\"delete\": true`".into(),
+            ));
+        }
+    };
+    ReplyRequest::new(&app, &review_id, action, &config.app_ids)
+        .map_err(|e| refused(format!("`reply`: {e}")))
 }
 
 fn refused(message: String) -> EventRefused {
@@ -306,7 +402,8 @@ mod tests {
                 apps: ids(&["1", "2"]),
                 dry_run: false,
                 replay_hours: None,
-                test_message: false
+                test_message: false,
+                reply: None
             }
         );
         let dry = Request::from_event(
@@ -378,6 +475,95 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("did you mean"), "{message}");
+    }
+
+    #[test]
+    fn a_reply_event_is_checked_and_stands_alone() {
+        let config = config();
+        let request = Request::from_event(
+            &json!({"reply": {"app_id": 2, "review_id": "r1", "text": " Thanks "}}),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(request.apps, ids(&["2"]));
+        let reply = request.reply.unwrap();
+        assert_eq!(reply.review_id, "r1");
+        assert!(
+            matches!(reply.action, crate::reply::Action::Answer(ref t) if t.as_str() == "Thanks")
+        );
+        let delete = Request::from_event(
+            &json!({"reply": {"app_id": "1", "review_id": "r1", "delete": true}}),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(delete.reply.unwrap().action, crate::reply::Action::Delete);
+        let cases = [
+            (
+                json!({"reply": {"app_id": "1", "review_id": "r", "text": "x"}, "dry_run": true}),
+                "event field `reply` cannot be combined with `dry_run`",
+            ),
+            (json!({"reply": "x"}), "must be an object"),
+            (
+                json!({"reply": {"app_id": "1", "review_id": "r", "txt": "x"}}),
+                "`reply` holds `txt` it does not know",
+            ),
+            (
+                json!({"reply": {"review_id": "r", "text": "x"}}),
+                "`reply.app_id` is missing",
+            ),
+            (
+                json!({"reply": {"app_id": "1", "review_id": "r"}}),
+                "needs `text` (the answer) or",
+            ),
+            (
+                json!({"reply": {"app_id": "1", "review_id": "r", "text": "x", "delete": true}}),
+                "both `text` and `delete`",
+            ),
+            (
+                json!({"reply": {"app_id": "1", "review_id": "r", "text": 5}}),
+                "`reply.text` must be a string, not a number",
+            ),
+            (
+                json!({"reply": {"app_id": "3", "review_id": "r", "text": "x"}}),
+                "app 3 is not relayed by this deployment",
+            ),
+            (
+                json!({"reply": {"app_id": "1", "review_id": "r", "text": " "}}),
+                "the answer is empty",
+            ),
+            (
+                json!({"source": "aws.scheduler", "reply": {}}),
+                "event field `reply` is for runs started by hand",
+            ),
+        ];
+        for (event, expected) in cases {
+            let message = refusal(event);
+            assert!(message.contains(expected), "{message}");
+            assert!(
+                message.ends_with("nothing was sent or written"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_sample_reply_event_answers_a_review() {
+        let vars = [
+            ("APP_IDS", "1234567890"),
+            ("SECRET_ID", "s"),
+            ("TABLE_NAME", "t"),
+        ];
+        let config = Config::from_vars(
+            &vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap();
+        let event: Value = serde_json::from_str(include_str!("../events/reply.json")).unwrap();
+        let reply = Request::from_event(&event, &config).unwrap().reply.unwrap();
+        assert_eq!(reply.app, AppId::parse("1234567890").unwrap());
+        assert!(matches!(reply.action, crate::reply::Action::Answer(_)));
     }
 
     #[test]

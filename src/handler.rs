@@ -21,10 +21,11 @@ use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
 use crate::domain::Store;
 use crate::event::{EventRefused, Request};
-use crate::ports::ReviewSource;
+use crate::ports::{ReviewAnswers, ReviewSource};
 use crate::relay::{
     Deps, RunOptions, RunSummary, Sources, TestSummary, run_once, send_test_message, time_limit,
 };
+use crate::reply::{RawAction, ReplyOptions, ReplyRefused, ReplyRequest, ReplySummary, reply};
 
 /// What time it is, in nanoseconds since the Unix epoch: the system clock, or one a test moves.
 pub type Clock = Arc<dyn Fn() -> i128 + Send + Sync>;
@@ -179,6 +180,9 @@ impl Relay {
     ) -> Result<Answer, EventRefused> {
         let request = Request::from_event(event, &self.config)
             .inspect_err(|refused| error!(reason = %refused, "the event was refused"))?;
+        if let Some(request) = &request.reply {
+            return Ok(Answer::Reply(self.reply(request).await));
+        }
         let now_nanos = (self.clock)();
         let now_ms = (now_nanos / 1_000_000) as i64;
         let left_ms = deadline_ms - unix_ms();
@@ -239,6 +243,41 @@ impl Relay {
         Ok(Answer::Run(summary))
     }
 
+    /// Checks a request to answer a review against this deployment: the app must be one it
+    /// relays, the text within the store's limit.
+    pub fn reply_request(
+        &self,
+        app: &str,
+        review_id: &str,
+        action: RawAction,
+    ) -> Result<ReplyRequest, ReplyRefused> {
+        ReplyRequest::new(app, review_id, action, &self.config.app_ids)
+    }
+
+    /// Answers a review (or deletes or reads its answer) in its store; the answer is noted on
+    /// the review's item for as long as delivery records are kept.
+    pub async fn reply(&self, request: &ReplyRequest) -> ReplySummary {
+        let answers: &dyn ReviewAnswers = match (request.app.store(), &self.play) {
+            (Store::AppStore, _) => &self.source,
+            (Store::GooglePlay, Some(play)) => play,
+            // A Play app is relayed only when PLAY_PACKAGES names it, which builds the client.
+            (Store::GooglePlay, None) => {
+                return ReplySummary::failed(request, "PLAY_PACKAGES names no app".into());
+            }
+        };
+        let now_nanos = (self.clock)();
+        let options = ReplyOptions {
+            now_nanos,
+            keep_until_secs: (now_nanos / 1_000_000_000) as i64
+                + i64::from(self.config.retention_days) * 86_400,
+        };
+        let summary = reply(answers, &self.state, request, options).await;
+        if let Some(reason) = summary.failure_message() {
+            error!(app_id = %request.app, review_id = %request.review_id, reason = %reason, "the review's answer failed");
+        }
+        summary
+    }
+
     fn deps(&self) -> Deps<'_> {
         Deps {
             secrets: self.secrets.as_ref(),
@@ -293,6 +332,7 @@ impl Relay {
 pub enum Answer {
     Run(RunSummary),
     TestMessage(TestSummary),
+    Reply(ReplySummary),
 }
 
 impl Answer {
@@ -300,6 +340,7 @@ impl Answer {
         match self {
             Answer::Run(summary) => summary.failure_message(),
             Answer::TestMessage(summary) => summary.failure_message(),
+            Answer::Reply(summary) => summary.failure_message(),
         }
     }
 }

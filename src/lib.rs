@@ -12,6 +12,7 @@ pub mod logging;
 pub mod ports;
 pub mod preview;
 pub mod relay;
+pub mod reply;
 pub mod secret;
 pub mod summary;
 

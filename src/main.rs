@@ -4,6 +4,7 @@ use lambda_runtime::{service_fn, tracing};
 use review_relay::config::Config;
 use review_relay::handler::Relay;
 use review_relay::logging::{self, Output};
+use review_relay::reply::cli as reply;
 
 const USAGE: &str = "usage:
   review-relay                      serve Lambda invocations (when AWS_LAMBDA_RUNTIME_API is set)
@@ -13,7 +14,12 @@ const USAGE: &str = "usage:
                                     under the 15 minutes a Lambda run and its lease last)
   review-relay preview --format F [REVIEW.json]
                                     print the message a review becomes (F: slack, discord, teams,
-                                    googlechat, json); no AWS, no network";
+                                    googlechat, json); no AWS, no network
+  review-relay reply --app APP_ID REVIEW_ID (--text TEXT | --text-file FILE | --delete | --show)
+                                    answer a review in its store (App Store: at most 5,970
+                                    characters, --delete removes the answer; Google Play: at most
+                                    350, no --delete), or --show the answer it holds; prints what
+                                    the store answered as JSON; exit 1 refused or failed";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -32,6 +38,20 @@ async fn main() -> ExitCode {
             invoke(event, deadline).await
         }
         [command, rest @ ..] if command == "preview" => review_relay::preview::main(rest),
+        [command, rest @ ..] if command == "reply" => {
+            let args = match reply::parse(rest) {
+                Ok(args) => args,
+                Err(wrong) => {
+                    eprintln!("{wrong}\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            };
+            logging::init(Output::Cli);
+            let Some(relay) = relay().await else {
+                return ExitCode::FAILURE;
+            };
+            reply::run(&relay, &args).await
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

@@ -1,12 +1,17 @@
 //! The narrow traits the relay runs over. Adapters implement them for AWS, App Store Connect,
 //! Google Play and webhooks; unit tests implement them in memory.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use serde::Serialize;
 
-use crate::domain::{AppId, AppState, FoundRecord, Lookback, Progress, Review, Store, Watermark};
+use crate::domain::{
+    AnswerText, AppId, AppState, DeveloperResponse, FoundRecord, Lookback, Progress, Review, Store,
+    Watermark,
+};
 use crate::secret::{Destination, RelaySecret};
 
 /// How long an app's work may go on in this invocation.
@@ -260,6 +265,8 @@ pub struct Snapshot {
     pub lease: Lease,
     /// The requests counted against the store's hourly limit, if any were.
     pub requests: Option<RequestTally>,
+    /// Answers sent from here and not yet expired, by the review's id in its store.
+    pub answers: HashMap<String, DeveloperResponse>,
 }
 
 /// Requests sent for an app in one clock hour, by every run.
@@ -359,6 +366,17 @@ pub trait StateStore: Send + Sync {
         count: u32,
     ) -> Result<(), StateError>;
 
+    /// Notes that review `review_id` (its id in the store) was answered with `answer`, kept
+    /// until `keep_until_secs` (Unix seconds), replacing an earlier note; `None` removes the note
+    /// (the answer was deleted). Later messages about the review show the answer.
+    async fn note_answer(
+        &self,
+        app: &AppId,
+        review_id: &str,
+        answer: Option<&NotedAnswer>,
+        keep_until_secs: i64,
+    ) -> Result<(), StateError>;
+
     /// Notes since when `destination` (a key) has been failing, or that it is healthy (`None`).
     async fn set_failing(
         &self,
@@ -378,6 +396,126 @@ pub enum StateError {
     Conflict,
     #[error("the state item for this app is malformed: {0}")]
     Malformed(String),
+}
+
+/// An answer sent from here, as the table notes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotedAnswer {
+    pub text: String,
+    /// [`crate::domain::text_digest`] of the text.
+    pub digest: String,
+    /// When it was sent (Unix ns).
+    pub answered_nanos: i128,
+}
+
+/// A developer's answer as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostedAnswer {
+    /// Apple's `customerReviewResponses` id; Google Play gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub text: String,
+    /// Apple's `state`: `PENDING_PUBLISH` until Apple publishes it, then `PUBLISHED`; Google Play
+    /// gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Apple's `lastModifiedDate`, or Google's `lastEdited` in RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+/// Answers to reviews, in the review's own store. Each adapter uses the credentials, token cache
+/// and refresh after a refused token it reads with. One try each: nothing is retried, so an
+/// answer is never sent twice without the caller seeing it.
+#[async_trait]
+pub trait ReviewAnswers: Send + Sync {
+    /// Publishes `text` as the answer to review `review_id` of `app`, replacing any earlier one.
+    async fn answer(
+        &self,
+        app: &AppId,
+        review_id: &str,
+        text: &AnswerText,
+    ) -> Result<PostedAnswer, AnswerError>;
+
+    /// Removes the answer; the removed answer, as it was.
+    async fn delete(&self, app: &AppId, review_id: &str) -> Result<PostedAnswer, AnswerError>;
+
+    /// The answer as the store holds it now; `None` when there is none.
+    async fn current(
+        &self,
+        app: &AppId,
+        review_id: &str,
+    ) -> Result<Option<PostedAnswer>, AnswerError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// The secret, the token, or a key refused twice: the same causes as for reading.
+    #[error("{0}")]
+    Credentials(#[from] SourceError),
+    #[error(
+        "the API key's role may not answer customer reviews (403 FORBIDDEN_ERROR{detail}): answering needs a key with the role Account Holder, Admin, App Manager or Customer Support (App Store Connect → Users and Access → Integrations); some team keys with the Customer Support role have been refused, so use an App Manager or Admin key if this one has that role"
+    )]
+    AppStoreForbidden { detail: String },
+    #[error("App Store Connect refused the answer ({status} {code}): {detail}{}", apple_hint(*.status))]
+    AppStoreRefused {
+        status: u16,
+        code: String,
+        detail: String,
+    },
+    #[error(
+        "the service account {account} may not reply to reviews of {package} (403 PERMISSION_DENIED): in the Play Console, under Users and permissions, give it the permission \"Reply to reviews\" for this app"
+    )]
+    PlayForbidden { package: AppId, account: String },
+    #[error(
+        "Google Play refused the reply (400{detail}): Google takes at most 350 characters of plain text, and only for a review of the last year that it lists"
+    )]
+    PlayRefused { detail: String },
+    #[error(
+        "Google Play has no way to delete a reply through its API: send a new reply to replace it, or delete it in the Play Console"
+    )]
+    PlayCannotDelete,
+    #[error("{} has no review {review_id} for app {app} (404): check the review id", .app.store().name())]
+    ReviewNotFound { app: AppId, review_id: String },
+    #[error("review {review_id} has no answer to delete")]
+    NoAnswer { review_id: String },
+    #[error("{} answered 429: too many requests{}; try again later", api_name(*.store), quota_of(*.store))]
+    RateLimited { store: Store },
+    #[error("{} answered {status}{detail}", api_name(*.store))]
+    Status {
+        store: Store,
+        status: u16,
+        detail: String,
+    },
+    #[error("cannot reach {}: {cause}; the answer may or may not have been sent, read it with --show", api_name(*.store))]
+    Transport { store: Store, cause: String },
+    #[error("{}'s answer could not be parsed: {cause}", api_name(*.store))]
+    Unparseable { store: Store, cause: String },
+}
+
+impl From<SecretError> for AnswerError {
+    fn from(err: SecretError) -> Self {
+        AnswerError::Credentials(SourceError::Secret(err))
+    }
+}
+
+fn apple_hint(status: u16) -> &'static str {
+    match status {
+        409 => {
+            " (409 CONFLICT: the review or its answer changed meanwhile, or the review was removed; read it with --show and try again)"
+        }
+        422 => {
+            " (422 UNPROCESSABLE_ENTITY: Apple cannot take the answer as it is; change the text)"
+        }
+        _ => "",
+    }
+}
+
+fn quota_of(store: Store) -> &'static str {
+    match store {
+        Store::GooglePlay => " (Google allows 2,000 replies a day per app)",
+        Store::AppStore => "",
+    }
 }
 
 /// Sends messages to a destination.

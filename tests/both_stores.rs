@@ -5,8 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::asc::AscConfig;
-use support::play::{self, Denial, PlayConfig, PlayDouble, play_review, real_now_secs};
+use support::play::{self, Denial, PlayDouble, play_review, real_now_secs};
 use support::runtime_api::Invocation;
 use support::world::{INVOKE_TIMEOUT, World, assert_no_leaks, feed, ok, summary_app};
 
@@ -32,16 +31,6 @@ fn play_feed(prefix: &str, count: usize, start_minutes_ago: i64) -> (Vec<Value>,
         ids.push(id);
     }
     (reviews, ids)
-}
-
-/// A world whose secret also holds the Play double's service account.
-async fn world_with_play() -> (World, PlayDouble) {
-    let world = World::new(AscConfig::team()).await;
-    let play = PlayDouble::start(PlayConfig::fixture());
-    let mut secret = world.secret_json(support::keys::PRIVATE_KEY_P8);
-    secret["google_service_account"] = play.service_account_json();
-    world.set_secret(&secret.to_string()).await;
-    (world, play)
 }
 
 fn play_env(play: &PlayDouble) -> [(&'static str, String); 2] {
@@ -73,7 +62,7 @@ fn assert_no_play_leaks(outputs: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_stores_relay_in_one_run_each_review_once_in_its_apps_order() {
-    let (world, play) = world_with_play().await;
+    let (world, play) = World::with_play().await;
     let (apple, apple_ids) = feed("a", 3, 30);
     world.asc.set_reviews(APP, apple);
     let (google, google_ids) = play_feed("p", 130, 10);
@@ -174,7 +163,7 @@ async fn both_stores_relay_in_one_run_each_review_once_in_its_apps_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_play_app_the_service_account_may_not_read_fails_naming_the_permission_and_the_app_store_app_still_goes_out()
  {
-    let (world, play) = world_with_play().await;
+    let (world, play) = World::with_play().await;
     let (apple, apple_ids) = feed("b", 2, 30);
     world.asc.set_reviews(APP, apple);
     let (google, _) = play_feed("d", 2, 10);
@@ -201,7 +190,7 @@ async fn a_play_app_the_service_account_may_not_read_fails_naming_the_permission
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_play_only_deployment_needs_no_app_store_key_and_a_missing_service_account_is_named() {
-    let (world, play) = world_with_play().await;
+    let (world, play) = World::with_play().await;
     // The secret as a Play-only team writes it: no Apple fields at all.
     let secret = json!({
         "google_service_account": play.service_account_json().to_string(),
@@ -245,7 +234,7 @@ async fn a_play_only_deployment_needs_no_app_store_key_and_a_missing_service_acc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hours_play_requests_are_tallied_in_the_table_and_googles_429_waits_for_the_next_hour()
 {
-    let (world, play) = world_with_play().await;
+    let (world, play) = World::with_play().await;
     let (google, google_ids) = play_feed("h", 150, 10);
     play.set_reviews(PACKAGE, google);
     let env = play_env(&play);

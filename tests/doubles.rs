@@ -692,3 +692,117 @@ async fn runtime_api_round_trip_with_fake_client() {
         Invocation::Err(e) if e["errorType"] == "Init"
     ));
 }
+
+#[tokio::test]
+async fn asc_takes_answers_as_apples_json_api_keeps_one_per_review_and_deletes_it() {
+    let asc = AscDouble::start(AscConfig::team());
+    asc.set_reviews(
+        "1",
+        vec![review(
+            "r1",
+            "2026-11-20T10:00:00-08:00",
+            2,
+            None,
+            Some("Slow"),
+            None,
+            None,
+        )],
+    );
+    let now = keys::now_secs();
+    let token = token_with(
+        json!({"iss": keys::ISSUER_ID, "iat": now, "exp": now + 600, "aud": "appstoreconnect-v1"}),
+    );
+    let post = |body: Value, token: Option<String>| {
+        let mut request = http()
+            .post(format!("{}/v1/customerReviewResponses", asc.base_url()))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let resp = request.send().await.expect("POST");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let create = |id: &str, text: &str| {
+        json!({"data": {"type": "customerReviewResponses",
+            "attributes": {"responseBody": text},
+            "relationships": {"review": {"data": {"type": "customerReviews", "id": id}}}}})
+    };
+    let response_url = format!("{}/v1/customerReviews/r1/response", asc.base_url());
+
+    let (status, _) = post(create("r1", "Hi"), None).await;
+    assert_eq!(status, 401, "no token, no answer");
+    assert_eq!(get(&response_url, Some(&token)).await.0, 404, "none yet");
+
+    let (status, created) = post(create("r1", "Thanks"), Some(token.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["data"]["type"], "customerReviewResponses");
+    assert_eq!(created["data"]["attributes"]["state"], "PENDING_PUBLISH");
+    assert_eq!(created["data"]["attributes"]["responseBody"], "Thanks");
+    let (status, again) = post(create("r1", "Thanks again"), Some(token.clone())).await;
+    assert_eq!(status, 201);
+    assert_ne!(
+        again["data"]["id"], created["data"]["id"],
+        "a new answer replaces the old"
+    );
+    let (status, current) = get(&response_url, Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        current["data"]["attributes"]["responseBody"],
+        "Thanks again"
+    );
+    assert_eq!(asc.answer_bodies().len(), 2, "bodies past the token check");
+
+    // Not Apple's document: refused with 422, naming the problem; an unknown review is a 409.
+    for (body, expected) in [
+        (json!({"data": {"type": "other"}}), "data.type"),
+        (
+            json!({"data": {"type": "customerReviewResponses", "attributes": {"body": "x"},
+                "relationships": {"review": {"data": {"type": "customerReviews", "id": "r1"}}}}}),
+            "responseBody",
+        ),
+        (
+            json!({"data": {"type": "customerReviewResponses", "attributes": {"responseBody": "x"}}}),
+            "relationships.review",
+        ),
+    ] {
+        let (status, refused) = post(body, Some(token.clone())).await;
+        assert_eq!(status, 422, "{refused}");
+        assert!(
+            refused["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{refused}"
+        );
+    }
+    let (status, conflict) = post(create("nope", "x"), Some(token.clone())).await;
+    assert_eq!(status, 409);
+    assert_eq!(error_code(&conflict), "ENTITY_ERROR.RELATIONSHIP.INVALID");
+
+    // A canned refusal, once.
+    asc.fail_answers_next(
+        1,
+        403,
+        support::asc::error_body(403, "FORBIDDEN_ERROR", "Forbidden", "not allowed"),
+    );
+    assert_eq!(post(create("r1", "x"), Some(token.clone())).await.0, 403);
+
+    let id = again["data"]["id"].as_str().unwrap();
+    let delete = |id: String| {
+        let request = http()
+            .delete(format!(
+                "{}/v1/customerReviewResponses/{id}",
+                asc.base_url()
+            ))
+            .bearer_auth(&token);
+        async move { request.send().await.expect("DELETE").status().as_u16() }
+    };
+    assert_eq!(delete(id.to_owned()).await, 204);
+    assert_eq!(delete(id.to_owned()).await, 404, "gone");
+    assert_eq!(get(&response_url, Some(&token)).await.0, 404);
+    assert!(asc.response("1", "r1").is_none());
+    assert_eq!(asc.answer_requests().len(), 13);
+}

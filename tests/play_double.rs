@@ -957,3 +957,77 @@ async fn every_served_object_matches_the_discovery_document() {
         "Title\tBody"
     );
 }
+
+#[tokio::test]
+async fn reviews_reply_takes_350_characters_strips_html_and_reviews_get_shows_it() {
+    let play = pinned();
+    play.set_reviews(
+        PACKAGE,
+        vec![play_review("gp:1", "Ana", "Slow", 2, NOW - 3600, "en")],
+    );
+    let token = access_token(&play).await;
+    let reply_url = format!("{}/gp:1:reply", play.reviews_url(PACKAGE));
+    let reply = |body: Value, token: Option<String>| {
+        let mut request = http().post(&reply_url).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { read(request.send().await.expect("POST")).await }
+    };
+
+    let (status, _) = reply(json!({"replyText": "Hi"}), None).await;
+    assert_eq!(status, 401);
+    let (status, body) = reply(json!({"replyText": "x".repeat(351)}), Some(token.clone())).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT");
+    let (status, _) = reply(json!({"text": "x"}), Some(token.clone())).await;
+    assert_eq!(status, 400, "replyText is required");
+    assert_eq!(
+        play.reply_text(PACKAGE, "gp:1"),
+        None,
+        "nothing kept from refusals"
+    );
+
+    let (status, body) = reply(
+        json!({"replyText": format!("<b>Thanks</b> Ana{}", "!".repeat(333))}),
+        Some(token.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "350 characters are taken: {body}");
+    let kept = format!("Thanks Ana{}", "!".repeat(333));
+    assert_eq!(body["result"]["replyText"], kept.as_str());
+    assert_eq!(body["result"]["lastEdited"]["seconds"], NOW.to_string());
+    assert_eq!(
+        play.reply_text(PACKAGE, "gp:1").as_deref(),
+        Some(kept.as_str())
+    );
+
+    let get_url = format!("{}/gp:1", play.reviews_url(PACKAGE));
+    let (status, review) = read(
+        http()
+            .get(&get_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(developer_comment(&review)["text"], kept.as_str());
+    let missing = format!("{}/gp:2:reply", play.reviews_url(PACKAGE));
+    let status = http()
+        .post(&missing)
+        .bearer_auth(&token)
+        .json(&json!({"replyText": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+
+    play.deny(PACKAGE, Denial::NoPermission);
+    let (status, body) = reply(json!({"replyText": "Again"}), Some(token)).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["status"], "PERMISSION_DENIED");
+    assert_eq!(play.reply_bodies().len(), 6);
+}

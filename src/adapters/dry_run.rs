@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use tracing::{debug, info};
 
 use crate::domain::{AppId, AppState, FoundRecord, Lookback, Progress, Review, Watermark};
-use crate::ports::{DeliveryError, Lease, Notifier, Snapshot, StateError, StateStore, TimeLimit};
+use crate::ports::{
+    DeliveryError, Lease, NotedAnswer, Notifier, Snapshot, StateError, StateStore, TimeLimit,
+};
 use crate::secret::Destination;
 
 /// Reads through to the real table; writes, leases included, go nowhere.
@@ -52,6 +54,16 @@ impl StateStore for ReadOnlyState<'_> {
     }
 
     async fn advance(&self, _app: &AppId, _to: &Watermark) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    async fn note_answer(
+        &self,
+        _app: &AppId,
+        _review_id: &str,
+        _answer: Option<&NotedAnswer>,
+        _keep_until_secs: i64,
+    ) -> Result<(), StateError> {
         Ok(())
     }
 

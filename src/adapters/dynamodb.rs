@@ -26,9 +26,12 @@
 //!   later time): `record` (S, the sort key of the review's latest delivery record) and
 //!   `expires_at` as that record's, so an edit of a review delivered before the overlap window
 //!   finds its record.
+//! - `sk = "reply#<review id>"`: the answer sent from here to that review (its id in the store);
+//!   `review_id`, `text`, `length` (N, characters), `digest`, `answered_at`, `answered_ns` (N),
+//!   `expires_at` (as long as delivery records). Later messages about the review show it.
 //!
-//! Sort keys order as `state` > `lease` > `delivered#…` > `by-id#…` (newest first when read
-//! backwards), so one backwards query from `delivered#` up reads the state and then only the
+//! Sort keys order as `state` > `requests` > `reply#…` > `lease` > `dest#…` > `delivered#…` >
+//! `by-id#…` (newest first when read backwards), so one backwards query from `delivered#` up reads the state and then only the
 //! delivered ids the overlap window needs.
 
 use std::collections::HashMap;
@@ -44,10 +47,10 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::adapters::sdk_error::SdkFailure;
 use crate::domain::{
-    AppId, AppState, Delivered, FoundRecord, Lookback, Progress, ReviewKey, Scan, Store, Version,
-    Watermark,
+    AppId, AppState, Delivered, DeveloperResponse, FoundRecord, Lookback, Progress, ReviewKey,
+    Scan, Store, Version, Watermark,
 };
-use crate::ports::{Lease, RequestTally, Snapshot, StateError, StateStore};
+use crate::ports::{Lease, NotedAnswer, RequestTally, Snapshot, StateError, StateStore};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
 pub const PARTITION_KEY: &str = "pk";
@@ -70,6 +73,7 @@ const BATCH_GET_MAX: usize = 100;
 /// Tries of a BatchGetItem whose keys DynamoDB left unprocessed (it answers with fewer under
 /// load) before the read fails.
 const BATCH_GET_TRIES: u32 = 5;
+const REPLY_PREFIX: &str = "reply#";
 const DESTINATION_PREFIX: &str = "dest#";
 /// The string set on a delivered item naming the destinations that have the review.
 const DELIVERED_TO: &str = "to";
@@ -287,6 +291,21 @@ fn parse_lease(item: &HashMap<String, AttributeValue>) -> Lease {
     }
 }
 
+/// A noted answer not yet expired; `None` when expired or without text.
+fn parse_answer(
+    item: &HashMap<String, AttributeValue>,
+    lookback: Lookback,
+) -> Option<DeveloperResponse> {
+    let expired = number(item, TTL_ATTRIBUTE)
+        .and_then(|secs| i64::try_from(secs).ok())
+        .is_some_and(|secs| lookback.expired(secs));
+    let text = item.get("text").and_then(|v| v.as_s().ok())?;
+    (!expired).then(|| DeveloperResponse {
+        body: text.clone(),
+        last_modified_date: item.get("answered_at").and_then(|v| v.as_s().ok()).cloned(),
+    })
+}
+
 fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, StateError> {
     let baseline_nanos = item
         .get("baseline_ns")
@@ -423,6 +442,12 @@ impl StateStore for DynamoStateStore {
                     });
                     continue;
                 }
+                if let Some(review_id) = sk.strip_prefix(REPLY_PREFIX) {
+                    if let Some(answer) = parse_answer(item, lookback) {
+                        snapshot.answers.insert(review_id.to_owned(), answer);
+                    }
+                    continue;
+                }
                 let destination = sk.strip_prefix(DESTINATION_PREFIX);
                 let delivered = sk.strip_prefix(DELIVERED_PREFIX);
                 if destination.is_none() && delivered.is_none() {
@@ -509,6 +534,49 @@ impl StateStore for DynamoStateStore {
             }
             Err(err) => Err(store_error(err)),
         }
+    }
+
+    async fn note_answer(
+        &self,
+        app: &AppId,
+        review_id: &str,
+        answer: Option<&NotedAnswer>,
+        keep_until_secs: i64,
+    ) -> Result<(), StateError> {
+        let sk = format!("{REPLY_PREFIX}{review_id}");
+        let Some(answer) = answer else {
+            return self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(app_pk(app)))
+                .key(SORT_KEY, s(sk))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(store_error);
+        };
+        let answered_at = OffsetDateTime::from_unix_timestamp_nanos(answer.answered_nanos)
+            .ok()
+            .and_then(|at| at.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        // Replaces an earlier answer's note: the store keeps one answer per review.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(app_pk(app)))
+            .item(SORT_KEY, s(sk))
+            .item("review_id", s(review_id))
+            .item("text", s(&answer.text))
+            .item("length", n(answer.text.chars().count()))
+            .item(DIGEST, s(&answer.digest))
+            .item("answered_at", s(answered_at))
+            .item("answered_ns", n(answer.answered_nanos))
+            .item(TTL_ATTRIBUTE, n(keep_until_secs))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(store_error)
     }
 
     async fn record(

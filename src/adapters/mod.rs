@@ -39,6 +39,19 @@ pub struct Answer {
     pub body: hyper::body::Bytes,
 }
 
+/// `request` as a store's API takes it: the bearer token, a timeout, `Accept: application/json`.
+pub fn with_bearer(
+    request: reqwest::RequestBuilder,
+    token: &secrecy::SecretString,
+    timeout: Duration,
+) -> reqwest::RequestBuilder {
+    use secrecy::ExposeSecret;
+    request
+        .timeout(timeout)
+        .bearer_auth(token.expose_secret())
+        .header(reqwest::header::ACCEPT, "application/json")
+}
+
 /// Sends `request` and reads the whole answer; a failure to send or to read the body is one
 /// transport error, which the caller retries as its store allows.
 pub async fn send_and_read(request: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {

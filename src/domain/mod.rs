@@ -1,6 +1,7 @@
 //! The business rules: what a review is, which reviews are new, and in which order they go out.
 //! Pure code: no I/O, no SDK types.
 
+mod answer;
 mod app_id;
 mod delivery;
 mod progress;
@@ -10,6 +11,10 @@ mod state;
 mod territory;
 mod window;
 
+pub use answer::{
+    APP_STORE_MAX_CHARS, AnswerText, AnswerTextError, GOOGLE_PLAY_MAX_CHARS, max_chars,
+    text_digest, with_noted_answers,
+};
 pub use app_id::{AppId, AppIdError, Store};
 pub use delivery::{
     Addressee, WatermarkMove, due_to, has_work, is_due, new_destination_start, queues,

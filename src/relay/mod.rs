@@ -9,7 +9,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::domain::{
     AppId, AppState, Lookback, MAX_STALLS, Outcome, Progress, RescanRead, Review, Scan, Store,
     Watermark, due_to, failing_since_after, give_up_after_hours, has_work, new_destination_start,
-    queues, select_new, watermark_move,
+    queues, select_new, watermark_move, with_noted_answers,
 };
 use crate::ports::{
     Cursor, Notifier, Page, RequestTally, ReviewSource, SecretError, Secrets, Snapshot,
@@ -290,6 +290,7 @@ async fn relay_app(
     };
     state.note_found(&found);
     let mut fresh = select_new(&state, lookback, reviews);
+    with_noted_answers(&mut fresh, &snapshot.answers);
     // A read through the re-scan, or cut short before its end, changes where it stands.
     let rescan_moves =
         !read.continued && (read.whole || read.cut) && state.progress.rescan_from.is_some();

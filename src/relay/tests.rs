@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::domain::{Delivered, FoundRecord, Progress, parse_instant};
-use crate::ports::{DeliveryError, Lease, Snapshot};
+use crate::ports::{DeliveryError, Lease, NotedAnswer, Snapshot};
 use crate::secret::Destination;
 
 const NOW: &str = "2024-06-01T12:00:00Z";
@@ -169,6 +169,8 @@ struct MemoryState {
     /// Every delivery record written and not yet expired, with when it expires (Unix s), like
     /// the table's items under TTL.
     records: Mutex<Vec<MemoryRecord>>,
+    /// Noted answers by app and review id, with when each expires (Unix s).
+    answers: Mutex<HashMap<(AppId, String), (crate::domain::DeveloperResponse, i64)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -251,10 +253,19 @@ impl StateStore for MemoryState {
             .cloned()
             .unwrap_or_default();
         let requests = self.tallies.lock().unwrap().get(app).copied();
+        let answers = self
+            .answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((of, _), (_, until))| of == app && !lookback.expired(*until))
+            .map(|((_, id), (answer, _))| (id.clone(), answer.clone()))
+            .collect();
         Ok(Snapshot {
             state,
             lease,
             requests,
+            answers,
         })
     }
 
@@ -287,6 +298,30 @@ impl StateStore for MemoryState {
                 })
             })
             .collect())
+    }
+
+    async fn note_answer(
+        &self,
+        app: &AppId,
+        review_id: &str,
+        answer: Option<&NotedAnswer>,
+        keep_until_secs: i64,
+    ) -> Result<(), StateError> {
+        let key = (app.clone(), review_id.to_owned());
+        let mut answers = self.answers.lock().unwrap();
+        match answer {
+            None => {
+                answers.remove(&key);
+            }
+            Some(answer) => {
+                let response = crate::domain::DeveloperResponse {
+                    body: answer.text.clone(),
+                    last_modified_date: None,
+                };
+                answers.insert(key, (response, keep_until_secs));
+            }
+        }
+        Ok(())
     }
 
     async fn count_requests(
@@ -2116,6 +2151,15 @@ impl StateStore for FlakyRecords<'_> {
     }
     async fn count_requests(&self, app: &AppId, hour: i64, count: u32) -> Result<(), StateError> {
         self.inner.count_requests(app, hour, count).await
+    }
+    async fn note_answer(
+        &self,
+        app: &AppId,
+        id: &str,
+        answer: Option<&NotedAnswer>,
+        keep: i64,
+    ) -> Result<(), StateError> {
+        self.inner.note_answer(app, id, answer, keep).await
     }
     async fn advance(&self, app: &AppId, to: &Watermark) -> Result<(), StateError> {
         self.inner.advance(app, to).await

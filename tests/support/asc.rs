@@ -1,5 +1,7 @@
 //! App Store Connect API double: `GET /v1/apps/{id}/customerReviews` (with the developer's
-//! replies under `include=response`) and `GET /v1/apps/{id}`, with Apple's JWT checks, query
+//! replies under `include=response`), `GET /v1/apps/{id}`, and answers to reviews
+//! (`POST /v1/customerReviewResponses`, `DELETE /v1/customerReviewResponses/{id}`,
+//! `GET /v1/customerReviews/{id}/response`), with Apple's JWT checks, query
 //! checks, error bodies and cursor paging (shapes from
 //! tests/fixtures/asc-openapi/customer-reviews.openapi.json).
 
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
@@ -121,6 +123,10 @@ struct Data {
     review_list_requests: HashMap<String, usize>,
     /// `(limit, remaining)` for Apple's `X-Rate-Limit` header; `None` sends no header.
     rate_limit: Option<(u32, u32)>,
+    /// The bodies of `POST /v1/customerReviewResponses` as received, in arrival order.
+    answer_bodies: Vec<Value>,
+    /// The next requests to the answer routes (after the token check) answer this instead.
+    answer_failure: Option<CannedFailure>,
 }
 
 struct Shared {
@@ -279,6 +285,49 @@ impl AscDouble {
         data.next_overrides.retain(|(app, _), _| app != app_id);
     }
 
+    /// The developer's answer to review `review_id` of `app_id`, as the double keeps it:
+    /// (id, body, state).
+    pub fn response(&self, app_id: &str, review_id: &str) -> Option<(String, String, String)> {
+        self.data()
+            .responses
+            .get(&(app_id.to_string(), review_id.to_string()))
+            .map(|r| (r.id.clone(), r.body.clone(), r.state.clone()))
+    }
+
+    /// Every `POST /v1/customerReviewResponses` body received, as JSON (`Null` when not JSON).
+    pub fn answer_bodies(&self) -> Vec<Value> {
+        self.data().answer_bodies.clone()
+    }
+
+    /// Requests that reached the answer routes (`/v1/customerReviewResponses…` and
+    /// `/v1/customerReviews/{id}/response`), any outcome.
+    pub fn answer_requests(&self) -> Vec<RecordedRequest> {
+        self.data()
+            .requests
+            .iter()
+            .filter(|r| is_answer_path(&r.path))
+            .cloned()
+            .collect()
+    }
+
+    /// The next `n` requests to the answer routes (after the token check) answer `status` with
+    /// `body`: a role that may not answer (403), a conflict (409), an unprocessable answer (422).
+    pub fn fail_answers_next(&self, n: usize, status: u16, body: Value) {
+        self.data().answer_failure = Some(CannedFailure {
+            remaining: n,
+            status,
+            body,
+            headers: Vec::new(),
+        });
+    }
+
+    /// Publishes every pending answer, as Apple does after its review.
+    pub fn publish_answers(&self) {
+        for response in self.data().responses.values_mut() {
+            response.state = "PUBLISHED".into();
+        }
+    }
+
     /// Drops recorded requests, tokens and counters (data and switches stay).
     pub fn clear_requests(&self) {
         let mut data = self.data();
@@ -429,6 +478,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let token = bearer_token(&headers);
     let auth = match &token {
@@ -437,6 +487,9 @@ async fn handle(
     };
     let mut reply = match &auth {
         Err(_) => Reply::json(401, &not_authorized_body()),
+        Ok(()) if is_answer_path(uri.path()) => {
+            shared.answers(&method, uri.path(), &headers, &body)
+        }
         Ok(()) => shared.route(&method, &uri),
     };
     // Counted and recorded before the delay, so a client that gives up is still seen.
@@ -482,6 +535,43 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
+/// The paths of answers: `/v1/customerReviewResponses[/{id}]`, `/v1/customerReviews/{id}/response`.
+fn is_answer_path(path: &str) -> bool {
+    path.starts_with("/v1/customerReviewResponses")
+        || (path.starts_with("/v1/customerReviews/") && path.ends_with("/response"))
+}
+
+/// Why a create request's body is not Apple's `CustomerReviewResponseV1CreateRequest`.
+fn create_request_error(body: &Value) -> Option<String> {
+    let data = &body["data"];
+    if data["type"] != "customerReviewResponses" {
+        return Some(format!(
+            "data.type is {}, expected \"customerReviewResponses\"",
+            data["type"]
+        ));
+    }
+    let Some(attributes) = data["attributes"].as_object() else {
+        return Some("data.attributes is required".into());
+    };
+    if attributes.keys().any(|k| k != "responseBody") {
+        return Some("data.attributes may hold only responseBody".into());
+    }
+    if !attributes.get("responseBody").is_some_and(Value::is_string) {
+        return Some("data.attributes.responseBody is required and must be a string".into());
+    }
+    let review = &data["relationships"]["review"]["data"];
+    if review["type"] != "customerReviews" || !review["id"].is_string() {
+        return Some("data.relationships.review.data must be {type: customerReviews, id}".into());
+    }
+    if data.as_object().is_some_and(|d| {
+        d.keys()
+            .any(|k| !["type", "attributes", "relationships"].contains(&k.as_str()))
+    }) {
+        return Some("data may hold only type, attributes and relationships".into());
+    }
+    None
+}
+
 /// `Some(app_id)` for `/v1/apps/{app_id}/customerReviews`.
 fn review_list_app(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/v1/apps/")?;
@@ -490,6 +580,129 @@ fn review_list_app(path: &str) -> Option<&str> {
 }
 
 impl Shared {
+    /// The answer routes, after the token check.
+    fn answers(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let mut data = self.data.lock().unwrap();
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if method == Method::POST && path == "/v1/customerReviewResponses" {
+            data.answer_bodies.push(parsed.clone());
+        }
+        if let Some(failure) = data.answer_failure.as_mut()
+            && failure.remaining > 0
+        {
+            failure.remaining -= 1;
+            return Reply::json(failure.status, &failure.body);
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method.clone(), segments.as_slice()) {
+            (Method::POST, ["v1", "customerReviewResponses"]) => {
+                let json_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("application/json"));
+                if !json_type {
+                    return Reply::error(
+                        415,
+                        "UNSUPPORTED_MEDIA_TYPE",
+                        "Unsupported media type",
+                        "Send application/json",
+                    );
+                }
+                if let Some(problem) = create_request_error(&parsed) {
+                    return Reply::error(
+                        422,
+                        "ENTITY_UNPROCESSABLE",
+                        "The request entity is not valid",
+                        &problem,
+                    );
+                }
+                let review_id = parsed["data"]["relationships"]["review"]["data"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let text = parsed["data"]["attributes"]["responseBody"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let Some(app_id) = data.reviews.iter().find_map(|(app, reviews)| {
+                    reviews
+                        .iter()
+                        .any(|r| r["id"] == review_id.as_str())
+                        .then(|| app.clone())
+                }) else {
+                    return Reply::error(
+                        409,
+                        "ENTITY_ERROR.RELATIONSHIP.INVALID",
+                        "The provided entity includes a relationship with an invalid value",
+                        &format!("There is no customerReviews resource with id '{review_id}'"),
+                    );
+                };
+                let id = format!("response-{}", error_id());
+                let response = ResponseData {
+                    id,
+                    body: text,
+                    state: "PENDING_PUBLISH".into(),
+                };
+                let resource = self.full_response(&response, &review_id);
+                data.responses.insert((app_id, review_id), response);
+                Reply::json(
+                    201,
+                    &json!({ "data": resource, "links": { "self": format!("{}/v1/customerReviewResponses", self.base_url) } }),
+                )
+            }
+            (Method::DELETE, ["v1", "customerReviewResponses", id]) => {
+                let key = data
+                    .responses
+                    .iter()
+                    .find(|(_, r)| r.id == *id)
+                    .map(|(key, _)| key.clone());
+                match key {
+                    Some(key) => {
+                        data.responses.remove(&key);
+                        Reply {
+                            status: 204,
+                            headers: Vec::new(),
+                            body: String::new(),
+                        }
+                    }
+                    None => not_found("customerReviewResponses", id),
+                }
+            }
+            (Method::GET, ["v1", "customerReviews", review_id, "response"]) => {
+                match data.responses.iter().find(|((_, r), _)| r == review_id) {
+                    Some((_, response)) => Reply::json(
+                        200,
+                        &json!({ "data": self.full_response(response, review_id), "links": { "self": format!("{}{path}", self.base_url) } }),
+                    ),
+                    None => not_found("customerReviewResponses", review_id),
+                }
+            }
+            _ => Reply::error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "The request method is not valid for the resource path.",
+                &format!(
+                    "The request method is not valid for the resource path. ({method} {path})"
+                ),
+            ),
+        }
+    }
+
+    /// A `customerReviewResponses` resource with every attribute.
+    fn full_response(&self, response: &ResponseData, review_id: &str) -> Value {
+        json!({
+            "type": "customerReviewResponses",
+            "id": response.id,
+            "attributes": {
+                "responseBody": response.body,
+                "lastModifiedDate": RESPONSE_DATE,
+                "state": response.state,
+            },
+            "relationships": { "review": { "data": { "type": "customerReviews", "id": review_id } } },
+            "links": { "self": format!("{}/v1/customerReviewResponses/{}", self.base_url, response.id) },
+        })
+    }
+
     /// Apple's rules for API tokens; `Err` says which one failed.
     fn verify(&self, token: &str) -> Result<(), String> {
         let header = jsonwebtoken::decode_header(token)

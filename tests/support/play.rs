@@ -1,5 +1,6 @@
 //! Google Play Developer API double: `GET /androidpublisher/v3/applications/{package}/reviews`
-//! (`reviews.list`) and Google's OAuth token endpoint `POST /token` for service accounts, with
+//! (`reviews.list`), `GET .../reviews/{reviewId}` (`reviews.get`), `POST .../reviews/{reviewId}:reply`
+//! (`reviews.reply`: at most 350 characters, HTML stripped) and Google's OAuth token endpoint `POST /token` for service accounts, with
 //! Google's assertion checks, query checks, error bodies, token paging, the one-week window and
 //! the per-app hourly quota (shapes from tests/fixtures/google-play/reviews.discovery.json; what
 //! Google documents beyond the schema is in tests/fixtures/google-play/SOURCE.md).
@@ -78,6 +79,8 @@ pub const WINDOW_SECS: i64 = 7 * 24 * 3600;
 pub const PROJECT_NUMBER: &str = "123456789012";
 
 const REVIEWS_PREFIX: &str = "/androidpublisher/v3/applications/";
+/// Google rejects a reply longer than about this many characters.
+pub const MAX_REPLY_CHARS: usize = 350;
 
 /// The fixture service account key file as JSON.
 pub fn service_account() -> Value {
@@ -255,6 +258,8 @@ struct Data {
     /// (package, hour since epoch) → GETs counted against the quota.
     hourly: HashMap<(String, i64), u32>,
     failure: Option<CannedFailure>,
+    /// `reviews.reply` bodies as received (JSON; `Null` when not JSON), in arrival order.
+    reply_bodies: Vec<Value>,
     pinned_now: Option<i64>,
     /// Pins only what the listing and the quota go by (see [`PlayDouble::set_listing_now`]).
     listing_now: Option<i64>,
@@ -451,6 +456,24 @@ impl PlayDouble {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.data().requests.clone()
+    }
+
+    /// Every `reviews.reply` body received, in arrival order.
+    pub fn reply_bodies(&self) -> Vec<Value> {
+        self.data().reply_bodies.clone()
+    }
+
+    /// The developer's reply to review `review_id` as the double keeps it: its text.
+    pub fn reply_text(&self, package: &str, review_id: &str) -> Option<String> {
+        let data = self.data();
+        let review = data
+            .reviews
+            .get(package)?
+            .iter()
+            .find(|r| r["reviewId"].as_str() == Some(review_id))?;
+        developer_comment(review)["text"]
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// Drops recorded requests, counters and refusals (data, tokens and switches stay).
@@ -809,22 +832,18 @@ async fn handle(
                 &json!({ "error": "invalid_request", "error_description": "POST only" }),
             )
         }
+    } else if let Some((package, review_id, reply)) = review_path(uri.path()) {
+        match (method.clone(), reply) {
+            (Method::POST, true) => shared.reply(&mut data, package, review_id, &headers, &body),
+            (Method::GET, false) => shared.review(&mut data, package, review_id, &headers),
+            _ => method_not_allowed(&method, uri.path()),
+        }
     } else if let Some(package) = review_list_package(uri.path()) {
         if method == Method::GET {
             *data.gets.entry(package.to_string()).or_default() += 1;
             shared.review_list(&mut data, package, &uri, &headers)
         } else {
-            let message = format!("Method {method} is not allowed for {}", uri.path());
-            Reply::json(
-                405,
-                &error_body(
-                    405,
-                    "INVALID_ARGUMENT",
-                    &message,
-                    "global",
-                    "httpMethodNotAllowed",
-                ),
-            )
+            method_not_allowed(&method, uri.path())
         }
     } else {
         let message = format!(
@@ -847,6 +866,20 @@ async fn handle(
     reply.into_response()
 }
 
+fn method_not_allowed(method: &Method, path: &str) -> Reply {
+    let message = format!("Method {method} is not allowed for {path}");
+    Reply::json(
+        405,
+        &error_body(
+            405,
+            "INVALID_ARGUMENT",
+            &message,
+            "global",
+            "httpMethodNotAllowed",
+        ),
+    )
+}
+
 /// The query with the values of credential parameters replaced.
 fn redact_query(query: &str) -> String {
     let pairs = url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
@@ -867,6 +900,33 @@ fn review_list_package(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(REVIEWS_PREFIX)?;
     let (package, tail) = rest.split_once('/')?;
     (tail == "reviews" && !package.is_empty()).then_some(package)
+}
+
+/// `Some((package, review id, is reply))` for `.../applications/{package}/reviews/{id}[:reply]`.
+fn review_path(path: &str) -> Option<(&str, &str, bool)> {
+    let rest = path.strip_prefix(REVIEWS_PREFIX)?;
+    let (package, tail) = rest.split_once("/reviews/")?;
+    let (review_id, reply) = match tail.strip_suffix(":reply") {
+        Some(id) => (id, true),
+        None => (tail, false),
+    };
+    (!package.is_empty() && !review_id.is_empty() && !review_id.contains('/'))
+        .then_some((package, review_id, reply))
+}
+
+/// The text without HTML tags, as Google keeps a reply.
+fn strip_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -1016,25 +1076,100 @@ impl Shared {
         Ok(())
     }
 
-    fn review_list(&self, data: &mut Data, package: &str, uri: &Uri, headers: &HeaderMap) -> Reply {
+    /// The bearer token, the package and the account's permission, as Google checks them
+    /// for every review call; `Some` is the refusal.
+    fn refusal(data: &Data, package: &str, headers: &HeaderMap) -> Option<Reply> {
         let now = data.now();
         match bearer_token(headers) {
-            None => return Reply::json(401, &credentials_missing_body()),
+            None => return Some(Reply::json(401, &credentials_missing_body())),
             Some(token) => {
                 if data.tokens.get(token).is_none_or(|&expiry| expiry <= now) {
-                    return Reply::json(401, &invalid_credentials_body());
+                    return Some(Reply::json(401, &invalid_credentials_body()));
                 }
             }
         }
-        let now = data.listing_now();
         if !data.reviews.contains_key(package) {
-            return Reply::json(404, &application_not_found_body());
+            return Some(Reply::json(404, &application_not_found_body()));
         }
         match data.denials.get(package) {
-            Some(Denial::NoPermission) => return Reply::json(403, &permission_denied_body()),
-            Some(Denial::ApiDisabled) => return Reply::json(403, &api_disabled_body()),
-            None => {}
+            Some(Denial::NoPermission) => Some(Reply::json(403, &permission_denied_body())),
+            Some(Denial::ApiDisabled) => Some(Reply::json(403, &api_disabled_body())),
+            None => None,
         }
+    }
+
+    /// `reviews.reply`: `{"replyText": ...}`, at most [`MAX_REPLY_CHARS`] characters, HTML
+    /// stripped; answers `{"result": {"replyText", "lastEdited"}}`.
+    fn reply(
+        &self,
+        data: &mut Data,
+        package: &str,
+        review_id: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Reply {
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        data.reply_bodies.push(parsed.clone());
+        if let Some(refusal) = Self::refusal(data, package, headers) {
+            return refusal;
+        }
+        let Some(text) = parsed["replyText"].as_str() else {
+            return Reply::json(400, &invalid_argument_body("replyText is required"));
+        };
+        if text.trim().is_empty() {
+            return Reply::json(400, &invalid_argument_body("Reply text must not be empty."));
+        }
+        if text.chars().count() > MAX_REPLY_CHARS {
+            return Reply::json(400, &invalid_argument_body("Reply text is too long."));
+        }
+        let now = data.now();
+        let kept = strip_html(text);
+        let Some(review) = data.reviews.get_mut(package).and_then(|reviews| {
+            reviews
+                .iter_mut()
+                .find(|r| r["reviewId"].as_str() == Some(review_id))
+        }) else {
+            return Reply::json(
+                404,
+                &error_body(404, "NOT_FOUND", "Review not found.", "global", "notFound"),
+            );
+        };
+        set_developer_comment_in(review, &kept, now);
+        Reply::json(
+            200,
+            &json!({ "result": { "replyText": kept, "lastEdited": timestamp(now) } }),
+        )
+    }
+
+    /// `reviews.get`: the review with its comments.
+    fn review(
+        &self,
+        data: &mut Data,
+        package: &str,
+        review_id: &str,
+        headers: &HeaderMap,
+    ) -> Reply {
+        if let Some(refusal) = Self::refusal(data, package, headers) {
+            return refusal;
+        }
+        match data.reviews.get(package).and_then(|reviews| {
+            reviews
+                .iter()
+                .find(|r| r["reviewId"].as_str() == Some(review_id))
+        }) {
+            Some(review) => Reply::json(200, review),
+            None => Reply::json(
+                404,
+                &error_body(404, "NOT_FOUND", "Review not found.", "global", "notFound"),
+            ),
+        }
+    }
+
+    fn review_list(&self, data: &mut Data, package: &str, uri: &Uri, headers: &HeaderMap) -> Reply {
+        if let Some(refusal) = Self::refusal(data, package, headers) {
+            return refusal;
+        }
+        let now = data.listing_now();
         let used = data
             .hourly
             .entry((package.to_string(), now.div_euclid(3600)))

@@ -13,6 +13,7 @@ use time::{OffsetDateTime, UtcOffset};
 use super::asc::{AscConfig, AscDouble, review};
 use super::keys;
 use super::moto::{Moto, aws_env, sdk_config, unique_name};
+use super::play::{PlayConfig, PlayDouble};
 use super::receiver::Receiver;
 use super::runtime_api::{Invocation, LambdaProcess, RuntimeApi};
 use super::template::{create_table_from_template, put_secret, scan_table, update_secret};
@@ -54,6 +55,16 @@ impl World {
         )
         .await;
         world
+    }
+
+    /// A world whose secret also holds the Google Play double's service account.
+    pub async fn with_play() -> (World, PlayDouble) {
+        let world = World::new(AscConfig::team()).await;
+        let play = PlayDouble::start(PlayConfig::fixture());
+        let mut secret = world.secret_json(keys::PRIVATE_KEY_P8);
+        secret["google_service_account"] = play.service_account_json();
+        world.set_secret(&secret.to_string()).await;
+        (world, play)
     }
 
     pub fn secret_json(&self, private_key: &str) -> Value {

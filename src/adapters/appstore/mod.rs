@@ -1,5 +1,6 @@
 //! App Store Connect: customer reviews, read with an ES256 bearer token.
 
+mod answers;
 pub(crate) mod model;
 mod token;
 
@@ -185,10 +186,7 @@ impl AppStoreClient {
         limit: Option<TimeLimit>,
         attempt: u32,
     ) -> Attempt<Page, SourceError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let token = match self.tokens.bearer(key, now) {
+        let token = match self.bearer(key) {
             Ok(token) => token,
             Err(e) => return Attempt::Fail(SourceError::Signing(e.to_string())),
         };
@@ -307,12 +305,8 @@ impl AppStoreClient {
         app: &AppId,
         limit: Option<TimeLimit>,
     ) -> Result<String, String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let token = self
-            .tokens
-            .bearer(key, now)
+            .bearer(key)
             .map_err(|e| format!("cannot sign the token: {e}"))?;
         let response = self
             .http
@@ -340,6 +334,14 @@ impl AppStoreClient {
             .map_err(|e| format!("the answer could not be parsed: {e}"))?
             .name()
             .ok_or_else(|| "the answer has no name".to_owned())
+    }
+
+    /// A token for `key` now: the kept one while it has time left, else a new one.
+    fn bearer(&self, key: &ApiKey) -> Result<secrecy::SecretString, jsonwebtoken::errors::Error> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.tokens.bearer(key, now)
     }
 
     /// Keeps what Apple's `X-Rate-Limit` header says is left of the hour's budget.

@@ -1,6 +1,7 @@
 //! Google Play: customer reviews from the Google Play Developer API (`reviews.list`), read with
 //! a service account's OAuth access token.
 
+mod answers;
 mod model;
 mod quota;
 mod token;
@@ -394,6 +395,20 @@ mod tests {
             language.map(str::to_owned),
             retry,
         )
+    }
+
+    #[test]
+    fn a_reply_goes_to_the_reviews_own_path() {
+        let app = AppId::play("com.example.tally").unwrap();
+        let c = client("http://127.0.0.1:9/prefix/", Some("de"));
+        assert_eq!(
+            c.review_url(&app, "gp:AOq/x", ":reply").as_str(),
+            "http://127.0.0.1:9/prefix/androidpublisher/v3/applications/com.example.tally/reviews/gp:AOq%2Fx:reply"
+        );
+        assert_eq!(
+            serde_json::to_value(answers::ReplyRequest { reply_text: "Hi" }).unwrap(),
+            json!({"replyText": "Hi"})
+        );
     }
 
     fn page(reviews: serde_json::Value) -> Page {
