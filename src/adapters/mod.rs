@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod retry;
 pub mod sdk_error;
 pub mod secrets_manager;
+pub mod slack;
 pub mod trust;
 pub mod webhooks;
 

@@ -1,0 +1,3 @@
+//! Slack as a caller: the requests a Slack app sends when someone clicks in a message.
+
+pub mod request;
