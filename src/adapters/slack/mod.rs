@@ -1,3 +1,4 @@
 //! Slack as a caller: the requests a Slack app sends when someone clicks in a message.
 
+pub mod modal;
 pub mod request;
