@@ -3,3 +3,4 @@
 pub mod answered;
 pub mod modal;
 pub mod request;
+pub mod web_api;
