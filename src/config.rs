@@ -43,7 +43,25 @@ pub struct Config {
     /// `EXTRA_CA_CERTS`: a PEM file of root certificates to trust besides Mozilla's; read and
     /// checked when the HTTP client is built.
     pub extra_ca_certs: Option<PathBuf>,
+    /// `RELAY_MODE`: what this function is.
+    pub mode: Mode,
+    /// `SLACK_API_URL`, without a trailing slash: Slack's Web API, for the Reply button's modal.
+    pub slack_api_url: Url,
 }
+
+/// What a function of the deployment does, from `RELAY_MODE`: both run the same binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `schedule` (or unset): relays reviews when the schedule (or a person) invokes it.
+    #[default]
+    Schedule,
+    /// `slack-interactions`: the endpoint of the Slack app's Reply button (a Function URL), and
+    /// the answers it hands to itself.
+    SlackInteractions,
+}
+
+/// Slack's Web API.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
 
 /// How often and how patiently a failed HTTP call is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +356,24 @@ impl Config {
                 .map(str::trim)
                 .filter(|path| !path.is_empty())
                 .map(PathBuf::from),
+            mode: match get("RELAY_MODE") {
+                None | Some("schedule") => Mode::Schedule,
+                Some("slack-interactions") => Mode::SlackInteractions,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        var: "RELAY_MODE",
+                        reason: format!(
+                            "`{}` is not a mode; use `schedule` or `slack-interactions`",
+                            other.chars().take(40).collect::<String>()
+                        ),
+                    });
+                }
+            },
+            slack_api_url: parse_base_url(get("SLACK_API_URL").unwrap_or(DEFAULT_SLACK_API_URL))
+                .map_err(|reason| ConfigError::Invalid {
+                    var: "SLACK_API_URL",
+                    reason,
+                })?,
         })
     }
 }
@@ -432,6 +468,29 @@ mod tests {
             all.insert((*k).to_owned(), (*v).to_owned());
         }
         all
+    }
+
+    #[test]
+    fn the_mode_and_slacks_api_are_read_and_a_wrong_one_named() {
+        let config = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.mode, Mode::Schedule);
+        assert_eq!(config.slack_api_url.as_str(), "https://slack.com/api");
+        let config = Config::from_vars(&vars(&[
+            ("RELAY_MODE", "slack-interactions"),
+            ("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.mode, Mode::SlackInteractions);
+        assert_eq!(config.slack_api_url.as_str(), "http://127.0.0.1:9/api");
+        let err = Config::from_vars(&vars(&[("RELAY_MODE", "slack")])).unwrap_err();
+        assert!(
+            err.to_string().contains("RELAY_MODE")
+                && err.to_string().contains("slack-interactions"),
+            "{err}"
+        );
+        let err =
+            Config::from_vars(&vars(&[("SLACK_API_URL", "http://slack.com/api")])).unwrap_err();
+        assert!(err.to_string().contains("SLACK_API_URL"), "{err}");
     }
 
     #[test]

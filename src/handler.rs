@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
@@ -14,18 +14,22 @@ use crate::adapters::credentials::SecretHandle;
 use crate::adapters::dry_run::{ReadOnlyState, Rehearsal};
 use crate::adapters::dynamodb::DynamoStateStore;
 use crate::adapters::googleplay::GooglePlayClient;
+use crate::adapters::lambda_invoke::LambdaInvoke;
 use crate::adapters::metrics;
 use crate::adapters::secrets_manager::SecretsManagerSecrets;
+use crate::adapters::slack::request::{FunctionUrlRequest, ResponseUrls};
+use crate::adapters::slack::web_api::{SlackCalls, SlackWebApi};
 use crate::adapters::trust::{TrustError, TrustRoots};
 use crate::adapters::webhooks::WebhookNotifier;
 use crate::config::Config;
 use crate::domain::Store;
 use crate::event::{EventRefused, Request};
-use crate::ports::{ReviewAnswers, ReviewSource};
+use crate::ports::{ReviewAnswers, ReviewSource, Secrets};
 use crate::relay::{
     Deps, RunOptions, RunSummary, Sources, TestSummary, run_once, send_test_message, time_limit,
 };
 use crate::reply::{RawAction, ReplyOptions, ReplyRefused, ReplyRequest, ReplySummary, reply};
+use crate::slack_reply::{self, Job};
 
 /// What time it is, in nanoseconds since the Unix epoch: the system clock, or one a test moves.
 pub type Clock = Arc<dyn Fn() -> i128 + Send + Sync>;
@@ -49,6 +53,12 @@ pub struct Relay {
     /// What the runs take for now: which reviews are new, when records expire, leases. The
     /// invocation's deadline and time limits are always real time.
     clock: Clock,
+    /// Slack's Web API, for the Reply button's modal (`slack-interactions` mode).
+    slack: SlackWebApi,
+    response_urls: ResponseUrls,
+    /// This function, invoked asynchronously with the Reply button's store calls; the reason
+    /// when it cannot be (outside Lambda, no region).
+    jobs: Result<LambdaInvoke, String>,
 }
 
 /// Why an invocation ends in an error.
@@ -156,11 +166,19 @@ impl Relay {
                 aws_sdk_dynamodb::Client::new(aws),
                 config.table_name.clone(),
             ),
-            notifier: WebhookNotifier::new(http, config.webhook_retry),
+            notifier: WebhookNotifier::new(http.clone(), config.webhook_retry),
+            slack: SlackWebApi::new(http.clone(), config.slack_api_url.as_str()),
+            response_urls: ResponseUrls::new(&config.slack_api_url),
+            jobs: self_invoke(http, aws),
             config,
             started_ms: unix_ms(),
             clock: system_clock(),
         }
+    }
+
+    /// What this function is (`RELAY_MODE`).
+    pub fn mode(&self) -> crate::config::Mode {
+        self.config.mode
     }
 
     /// Runs on `clock` instead of the system clock.
@@ -265,17 +283,94 @@ impl Relay {
                 return ReplySummary::failed(request, "PLAY_PACKAGES names no app".into());
             }
         };
-        let now_nanos = (self.clock)();
-        let options = ReplyOptions {
-            now_nanos,
-            keep_until_secs: (now_nanos / 1_000_000_000) as i64
-                + i64::from(self.config.retention_days) * 86_400,
-        };
-        let summary = reply(answers, &self.state, request, options).await;
+        let summary = reply(answers, &self.state, request, self.reply_options()).await;
         if let Some(reason) = summary.failure_message() {
             error!(app_id = %request.app, review_id = %request.review_id, reason = %reason, "the review's answer failed");
         }
         summary
+    }
+
+    /// When an answer is noted, and how long the note is kept (as long as delivery records).
+    fn reply_options(&self) -> ReplyOptions {
+        let now_nanos = (self.clock)();
+        ReplyOptions {
+            now_nanos,
+            keep_until_secs: (now_nanos / 1_000_000_000) as i64
+                + i64::from(self.config.retention_days) * 86_400,
+        }
+    }
+
+    /// The `slack-interactions` function's entry: a Function URL request from Slack (answered
+    /// with a Function URL response), or a job it handed itself.
+    pub async fn handle_slack(&self, event: LambdaEvent<Value>) -> Result<Value, InvocationError> {
+        let event = event.payload;
+        let job = Job::from_event(&event);
+        let failed = |reason: String| {
+            error!(reason = %reason, "the Slack endpoint cannot work");
+            match &job {
+                // The job fails; Lambda does not retry it (the template sets no retries).
+                Some(_) => Err(InvocationError::RunFailed(reason)),
+                None => Ok(json!({
+                    "statusCode": 503,
+                    "headers": {"content-type": "text/plain; charset=utf-8"},
+                    "body": "review-relay cannot answer Slack now; its logs say why",
+                })),
+            }
+        };
+        let secret = match self.secrets.load(false).await {
+            Ok(secret) => secret,
+            Err(e) => return failed(e.to_string()),
+        };
+        let Some(slack_app) = secret.slack_app.as_ref() else {
+            return failed("the secret has no `slack_app`: the Reply button needs its signing secret, bot token and allowed teams".into());
+        };
+        let jobs = match &self.jobs {
+            Ok(jobs) => jobs,
+            Err(e) => return failed(e.clone()),
+        };
+        let views = SlackCalls {
+            api: &self.slack,
+            token: &slack_app.bot_token,
+            response_urls: &self.response_urls,
+        };
+        let ctx = slack_reply::Context {
+            slack_app,
+            relayed: &self.config.app_ids,
+            urls: &self.response_urls,
+            views: &views,
+            kept: &self.state,
+            jobs,
+            now_secs: ((self.clock)() / 1_000_000_000) as i64,
+        };
+        match job {
+            Some(Ok(job)) => {
+                let stores = slack_reply::Stores {
+                    app_store: Some(&self.source),
+                    google_play: self.play.as_ref().map(|p| p as &dyn ReviewAnswers),
+                    state: &self.state,
+                    options: self.reply_options(),
+                };
+                Ok(slack_reply::run_job(&ctx, &stores, &job).await)
+            }
+            Some(Err(reason)) => {
+                error!(reason = %reason, "an invocation carried a malformed job");
+                Err(InvocationError::RunFailed(reason))
+            }
+            None => {
+                let request: FunctionUrlRequest = match serde_json::from_value(event) {
+                    Ok(request) => request,
+                    Err(e) => {
+                        warn!(error = %e, "the event is not a Function URL request");
+                        return Ok(
+                            json!({"statusCode": 400, "body": "not a Function URL request"}),
+                        );
+                    }
+                };
+                Ok(slack_reply::interaction(&ctx, &request)
+                    .await
+                    .to_function_url())
+            }
+        }
     }
 
     fn deps(&self) -> Deps<'_> {
@@ -324,6 +419,28 @@ impl Relay {
             Some(message) => Err(InvocationError::RunFailed(message)),
         }
     }
+}
+
+/// This function as a target of asynchronous invocations: its name from Lambda
+/// (`AWS_LAMBDA_FUNCTION_NAME`), Lambda's endpoint from `AWS_ENDPOINT_URL_LAMBDA` or
+/// `AWS_ENDPOINT_URL` when set, the region and credentials as the SDK found them.
+fn self_invoke(http: reqwest::Client, aws: &aws_config::SdkConfig) -> Result<LambdaInvoke, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let function = var("AWS_LAMBDA_FUNCTION_NAME").ok_or(
+        "AWS_LAMBDA_FUNCTION_NAME is not set: the Slack endpoint runs only as a Lambda function",
+    )?;
+    let region = aws
+        .region()
+        .ok_or("no AWS region: set AWS_REGION")?
+        .to_string();
+    let endpoint = var("AWS_ENDPOINT_URL_LAMBDA").or_else(|| var("AWS_ENDPOINT_URL"));
+    LambdaInvoke::new(
+        http,
+        endpoint.as_deref(),
+        &region,
+        &function,
+        aws.credentials_provider(),
+    )
 }
 
 /// What an invocation answers: a run's summary, or a test message's.

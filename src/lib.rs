@@ -14,6 +14,7 @@ pub mod preview;
 pub mod relay;
 pub mod reply;
 pub mod secret;
+pub mod slack_reply;
 pub mod summary;
 
 pub use relay::{AppStatus, AppSummary, RunOptions, RunSummary, run_once};

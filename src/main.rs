@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use lambda_runtime::{service_fn, tracing};
-use review_relay::config::Config;
+use review_relay::config::{Config, Mode};
 use review_relay::handler::Relay;
 use review_relay::logging::{self, Output};
 use review_relay::reply::cli as reply;
@@ -74,7 +74,15 @@ async fn serve() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let relay = &relay;
-    match lambda_runtime::run(service_fn(move |event| relay.handle_lambda(event))).await {
+    let served = match relay.mode() {
+        Mode::Schedule => {
+            lambda_runtime::run(service_fn(move |event| relay.handle_lambda(event))).await
+        }
+        Mode::SlackInteractions => {
+            lambda_runtime::run(service_fn(move |event| relay.handle_slack(event))).await
+        }
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("Lambda runtime stopped: {e}");

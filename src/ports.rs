@@ -409,7 +409,7 @@ pub struct NotedAnswer {
 }
 
 /// A developer's answer as the store holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct PostedAnswer {
     /// Apple's `customerReviewResponses` id; Google Play gives none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -555,6 +555,42 @@ fn tries(attempts: u32) -> String {
     } else {
         String::new()
     }
+}
+
+/// Work a function hands to a later invocation of itself, so the caller is answered at once
+/// (the Reply button's store calls: Slack waits 3 seconds).
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    /// Queues `job` (the event the later invocation gets); the reason when it cannot.
+    async fn start(&self, job: &serde_json::Value) -> Result<(), String>;
+}
+
+/// What the Reply button's endpoint asks of Slack: open and update the modal, and update the
+/// message a click came from through the click's `response_url`.
+#[async_trait]
+pub trait SlackViews: Send + Sync {
+    /// Opens `view` for the click `trigger_id`; the view's id.
+    async fn open(&self, trigger_id: &str, view: &serde_json::Value) -> Result<String, String>;
+    /// Replaces the open view `view_id` with `view`.
+    async fn update(&self, view_id: &str, view: &serde_json::Value) -> Result<(), String>;
+    /// Posts `body` to `response_url` (checked to be Slack's by the caller and again here).
+    async fn respond(&self, response_url: &str, body: &serde_json::Value) -> Result<(), String>;
+}
+
+/// Messages a click came from, kept until the answer's outcome is shown in them: a click's copy
+/// of the message can be 100 KB, far more than a modal's `private_metadata` carries.
+#[async_trait]
+pub trait KeptMessages: Send + Sync {
+    /// Keeps `message` under `key` until `expires_at_secs`.
+    async fn keep(
+        &self,
+        key: &str,
+        message: &serde_json::Value,
+        expires_at_secs: i64,
+    ) -> Result<(), StateError>;
+    /// The message kept under `key`, unless it has expired by `now_secs`.
+    async fn kept(&self, key: &str, now_secs: i64)
+    -> Result<Option<serde_json::Value>, StateError>;
 }
 
 #[cfg(test)]

@@ -19,6 +19,32 @@ pub struct RelaySecret {
     /// The Google Cloud service account, when the secret has one (needed for `PLAY_PACKAGES`).
     pub google_service_account: Option<ServiceAccount>,
     pub destinations: Vec<Destination>,
+    /// The Slack app behind the Reply button, when the secret has one (needed by the
+    /// `slack-interactions` function).
+    pub slack_app: Option<SlackApp>,
+}
+
+/// The secret's `slack_app`: what the Reply button's endpoint checks requests with and opens
+/// modals with, and who may answer from Slack.
+#[derive(Clone)]
+pub struct SlackApp {
+    /// Basic Information → App Credentials → Signing Secret: Slack signs every request with it.
+    pub signing_secret: SecretString,
+    /// OAuth & Permissions → Bot User OAuth Token (`xoxb-…`), for `views.open`/`views.update`.
+    pub bot_token: SecretString,
+    /// The workspaces whose people may answer (`T…`; `E…` for an Enterprise Grid org).
+    pub allowed_team_ids: Vec<String>,
+    /// When set, only these people may answer (`U…` or `W…`).
+    pub allowed_user_ids: Option<Vec<String>>,
+}
+
+impl fmt::Debug for SlackApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackApp")
+            .field("allowed_team_ids", &self.allowed_team_ids)
+            .field("allowed_user_ids", &self.allowed_user_ids)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A Google Cloud service account key, as Google Cloud downloads it: the fields used to sign the
@@ -191,10 +217,15 @@ impl RelaySecret {
         if destinations.is_empty() {
             return Err(SecretFormatError::Missing("webhook_url"));
         }
+        let slack_app = match fields.get(SLACK_APP) {
+            None | Some(Value::Null) => None,
+            Some(app) => Some(parse_slack_app(app)?),
+        };
         Ok(Self {
             api_key,
             google_service_account,
             destinations,
+            slack_app,
         })
     }
 
@@ -218,6 +249,104 @@ impl RelaySecret {
 }
 
 const GOOGLE_SERVICE_ACCOUNT: &str = "google_service_account";
+const SLACK_APP: &str = "slack_app";
+
+/// `slack_app`: `{"signing_secret", "bot_token", "allowed_team_ids", "allowed_user_ids"?}`.
+/// Errors name the field, never its value.
+fn parse_slack_app(value: &Value) -> Result<SlackApp, SecretFormatError> {
+    let bad = |name: &str, reason: &str| SecretFormatError::Field {
+        field: format!("{SLACK_APP}.{name}"),
+        reason: reason.to_owned(),
+    };
+    let Value::Object(app) = value else {
+        return Err(SecretFormatError::Field {
+            field: SLACK_APP.into(),
+            reason: "must be an object like {\"signing_secret\": …, \"bot_token\": …, \"allowed_team_ids\": [\"T…\"]}".into(),
+        });
+    };
+    if let Some(unknown) = app.keys().find(|k| !SLACK_APP_FIELDS.contains(&k.as_str())) {
+        return Err(bad(
+            unknown,
+            &format!(
+                "is not a `slack_app` field; use {}",
+                SLACK_APP_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let text = |name: &str| match app.get(name) {
+        Some(Value::String(v)) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        None | Some(Value::Null) => Err(bad(name, "is missing")),
+        Some(Value::String(_)) => Err(bad(name, "is empty")),
+        Some(_) => Err(bad(name, "must be a string")),
+    };
+    let signing_secret = SecretString::from(text("signing_secret")?);
+    let bot_token = text("bot_token")?;
+    if !bot_token.starts_with("xoxb-") {
+        return Err(bad(
+            "bot_token",
+            "is not a bot token: copy the Bot User OAuth Token (it starts with `xoxb-`) from the Slack app's OAuth & Permissions page",
+        ));
+    }
+    // Slack's ids are upper-case letters and digits, starting with their kind's letter.
+    let or = |kinds: &str| {
+        kinds
+            .chars()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let ids = |name: &str,
+               kinds: &str,
+               required: bool|
+     -> Result<Option<Vec<String>>, SecretFormatError> {
+        let list = match app.get(name) {
+            None | Some(Value::Null) if !required => return Ok(None),
+            Some(Value::Array(list)) if !list.is_empty() => list,
+            _ => {
+                return Err(bad(
+                    name,
+                    &format!(
+                        "must be a non-empty list of Slack ids starting with {}",
+                        or(kinds)
+                    ),
+                ));
+            }
+        };
+        list.iter()
+            .map(|id| match id.as_str().map(str::trim) {
+                Some(id)
+                    if id.len() > 1
+                        && id.len() <= 32
+                        && kinds.contains(&id[..1])
+                        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+                {
+                    Ok(id.to_owned())
+                }
+                _ => Err(bad(
+                    name,
+                    &format!(
+                        "holds something that is not a Slack id: upper-case letters and digits, starting with {}",
+                        or(kinds)
+                    ),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    Ok(SlackApp {
+        signing_secret,
+        bot_token: SecretString::from(bot_token),
+        allowed_team_ids: ids("allowed_team_ids", "TE", true)?.unwrap_or_default(),
+        allowed_user_ids: ids("allowed_user_ids", "UW", false)?,
+    })
+}
+
+const SLACK_APP_FIELDS: [&str; 4] = [
+    "signing_secret",
+    "bot_token",
+    "allowed_team_ids",
+    "allowed_user_ids",
+];
 
 /// The service account key file's JSON, given as an object or as a string holding it.
 fn parse_service_account(value: &Value) -> Result<ServiceAccount, SecretFormatError> {
@@ -966,5 +1095,103 @@ mod tests {
                 SecretFormatError::Missing("webhook_url")
             );
         }
+    }
+
+    #[test]
+    fn a_slack_app_is_read_and_each_mistake_named_without_its_value() {
+        let with = |app: Value| {
+            let secret = serde_json::json!({
+                "webhook_url": "https://hooks.slack.com/services/T/B/x",
+                "slack_app": app,
+            });
+            RelaySecret::parse(&SecretString::from(secret.to_string()), None)
+        };
+        let app = with(serde_json::json!({
+            "signing_secret": "8f742231b10e8888abcd99yyyzzz85a5",
+            "bot_token": " xoxb-1-2-secret ",
+            "allowed_team_ids": ["T0123ABC", "E99"],
+            "allowed_user_ids": ["U42"],
+        }))
+        .unwrap()
+        .slack_app
+        .unwrap();
+        assert_eq!(app.bot_token.expose_secret(), "xoxb-1-2-secret");
+        assert_eq!(app.allowed_team_ids, ["T0123ABC", "E99"]);
+        assert_eq!(app.allowed_user_ids, Some(vec!["U42".to_owned()]));
+        let shown = format!("{app:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("8f74"),
+            "{shown}"
+        );
+        let without = serde_json::json!({"webhook_url": "https://hooks.slack.com/services/T/B/x"});
+        assert!(
+            RelaySecret::parse(&SecretString::from(without.to_string()), None)
+                .unwrap()
+                .slack_app
+                .is_none()
+        );
+        let good = serde_json::json!({
+            "signing_secret": "s3cr3t-value",
+            "bot_token": "xoxb-token-value",
+            "allowed_team_ids": ["T1"],
+        });
+        let changed = |field: &str, value: Value| {
+            let mut app = good.clone();
+            if value.is_null() {
+                app.as_object_mut().unwrap().remove(field);
+            } else {
+                app[field] = value;
+            }
+            let Err(err) = with(app) else {
+                panic!("{field} accepted")
+            };
+            err.to_string()
+        };
+        for (field, value, expected) in [
+            (
+                "signing_secret",
+                Value::Null,
+                "`slack_app.signing_secret` is missing",
+            ),
+            (
+                "bot_token",
+                "xoxp-user-token-value".into(),
+                "starts with `xoxb-`",
+            ),
+            (
+                "allowed_team_ids",
+                Value::Null,
+                "must be a non-empty list of Slack ids starting with `T` or `E`",
+            ),
+            ("allowed_team_ids", serde_json::json!([]), "non-empty list"),
+            (
+                "allowed_team_ids",
+                serde_json::json!(["t1"]),
+                "not a Slack id",
+            ),
+            (
+                "allowed_user_ids",
+                serde_json::json!(["T1"]),
+                "starting with `U` or `W`",
+            ),
+            (
+                "channel",
+                "C1".into(),
+                "`slack_app.channel` is not a `slack_app` field",
+            ),
+        ] {
+            let err = changed(field, value);
+            assert!(err.contains(expected), "{field}: {err}");
+            assert!(
+                !err.contains("xoxp-user") && !err.contains("s3cr3t"),
+                "{err}"
+            );
+        }
+        assert!(
+            with("text".into())
+                .unwrap_err()
+                .to_string()
+                .contains("`slack_app` must be an object")
+        );
     }
 }

@@ -30,6 +30,11 @@
 //!   `review_id`, `text`, `length` (N, characters), `digest`, `answered_at`, `answered_ns` (N),
 //!   `expires_at` (as long as delivery records). Later messages about the review show it.
 //!
+//!
+//! And under `pk = "slack#click"`, one item per click on a Reply button: `sk` the click's key
+//! (32 hex digits, carried by the modal), `message` (S, the message clicked, as Slack sent it),
+//! `expires_at` 30 minutes on (Slack's `response_url` is no use after that).
+//!
 //! Sort keys order as `state` > `requests` > `reply#…` > `lease` > `dest#…` > `delivered#…` >
 //! `by-id#…` (newest first when read backwards), so one backwards query from `delivered#` up reads the state and then only the
 //! delivered ids the overlap window needs.
@@ -50,7 +55,9 @@ use crate::domain::{
     AppId, AppState, Delivered, DeveloperResponse, FoundRecord, Lookback, Progress, ReviewKey,
     Scan, Store, Version, Watermark,
 };
-use crate::ports::{Lease, NotedAnswer, RequestTally, Snapshot, StateError, StateStore};
+use crate::ports::{
+    KeptMessages, Lease, NotedAnswer, RequestTally, Snapshot, StateError, StateStore,
+};
 
 /// The table's key schema and TTL attribute, as template.yaml defines them (a test checks both agree).
 pub const PARTITION_KEY: &str = "pk";
@@ -390,6 +397,68 @@ fn parse_state(item: &HashMap<String, AttributeValue>) -> Result<AppState, State
         progress,
         ..AppState::default()
     })
+}
+
+/// Where clicked messages are kept: one partition, read by key only.
+const CLICK_PK: &str = "slack#click";
+
+#[async_trait]
+impl KeptMessages for DynamoStateStore {
+    async fn keep(
+        &self,
+        key: &str,
+        message: &serde_json::Value,
+        expires_at_secs: i64,
+    ) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(CLICK_PK))
+            .item(SORT_KEY, s(key))
+            .item("message", s(message.to_string()))
+            .item(TTL_ATTRIBUTE, n(expires_at_secs))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+
+    async fn kept(
+        &self,
+        key: &str,
+        now_secs: i64,
+    ) -> Result<Option<serde_json::Value>, StateError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(CLICK_PK))
+            .key(SORT_KEY, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?
+            .item;
+        let Some(item) = item else {
+            return Ok(None);
+        };
+        // TTL removes expired items late: an expired one counts as gone.
+        let expires = item
+            .get(TTL_ATTRIBUTE)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        if expires <= now_secs {
+            return Ok(None);
+        }
+        let message = item
+            .get("message")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StateError::Malformed("a kept message has no `message`".into()))?;
+        serde_json::from_str(message)
+            .map(Some)
+            .map_err(|e| StateError::Malformed(format!("a kept message is not JSON ({e})")))
+    }
 }
 
 #[async_trait]

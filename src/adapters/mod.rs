@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod dry_run;
 pub mod dynamodb;
 pub mod googleplay;
+pub mod lambda_invoke;
 pub mod metrics;
 pub mod retry;
 pub mod sdk_error;

@@ -141,6 +141,13 @@ pub struct ReplyOptions {
     pub keep_until_secs: i64,
 }
 
+/// Who asked, when someone in Slack did: their user id and workspace, for the audit line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlackUser {
+    pub user_id: String,
+    pub team_id: String,
+}
+
 /// Does what `request` asks in the review's store, through `answers` (the store's adapter), and
 /// notes an answer sent or deleted on the review's item in `state`.
 pub async fn reply(
@@ -148,6 +155,17 @@ pub async fn reply(
     state: &dyn StateStore,
     request: &ReplyRequest,
     options: ReplyOptions,
+) -> ReplySummary {
+    reply_for(answers, state, request, options, None).await
+}
+
+/// [`reply`], asked by `by` in Slack: the audit line names them.
+pub async fn reply_for(
+    answers: &dyn ReviewAnswers,
+    state: &dyn StateStore,
+    request: &ReplyRequest,
+    options: ReplyOptions,
+    by: Option<&SlackUser>,
 ) -> ReplySummary {
     let ReplyRequest {
         app,
@@ -176,7 +194,7 @@ pub async fn reply(
     };
     let noted = match (action, &answer) {
         (Action::Answer(text), Some(posted)) => {
-            audit(app, review_id, "review answered", posted, text.as_str());
+            audit(app, review_id, "review answered", posted, text.as_str(), by);
             Some(Some(NotedAnswer {
                 // What the store keeps (Google strips HTML), or the text sent if it says nothing.
                 text: if posted.text.is_empty() {
@@ -189,7 +207,7 @@ pub async fn reply(
             }))
         }
         (Action::Delete, Some(removed)) => {
-            audit(app, review_id, "answer deleted", removed, &removed.text);
+            audit(app, review_id, "answer deleted", removed, &removed.text, by);
             Some(None)
         }
         _ => None,
@@ -207,8 +225,17 @@ pub async fn reply(
 }
 
 /// The audit line: who answered what, never the text itself.
-fn audit(app: &AppId, review_id: &str, message: &str, posted: &PostedAnswer, text: &str) {
+fn audit(
+    app: &AppId,
+    review_id: &str,
+    message: &str,
+    posted: &PostedAnswer,
+    text: &str,
+    by: Option<&SlackUser>,
+) {
     info!(
+        slack_user_id = by.map_or("", |u| u.user_id.as_str()),
+        slack_team_id = by.map_or("", |u| u.team_id.as_str()),
         audit = true,
         app_id = %app,
         store = app.store().code(),

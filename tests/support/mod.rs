@@ -13,5 +13,6 @@ pub mod play;
 pub mod receiver;
 pub mod runtime_api;
 mod server;
+pub mod slack;
 pub mod template;
 pub mod world;

@@ -48,6 +48,10 @@ struct Shared {
     init_error: watch::Sender<Option<Value>>,
     next_calls: AtomicU64,
     first_next_at: OnceLock<Instant>,
+    /// Asynchronous invocations through the Invoke API: (event, what the function answered).
+    async_answers: Mutex<Vec<(Value, Invocation)>>,
+    /// Invoke API calls refused, with why.
+    invokes_refused: Mutex<Vec<String>>,
 }
 
 /// A running Runtime API double; dropping it stops the server.
@@ -66,6 +70,8 @@ impl RuntimeApi {
             init_error: watch::Sender::new(None),
             next_calls: AtomicU64::new(0),
             first_next_at: OnceLock::new(),
+            async_answers: Mutex::new(Vec::new()),
+            invokes_refused: Mutex::new(Vec::new()),
         });
         let state = Arc::clone(&shared);
         let server = BackgroundServer::spawn("runtime-api", |_| {
@@ -77,6 +83,7 @@ impl RuntimeApi {
                 )
                 .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
                 .route("/2018-06-01/runtime/init/error", post(init_error))
+                .route("/2015-03-31/functions/{name}/invocations", post(invoke_api))
                 .with_state(state)
         });
         RuntimeApi { shared, server }
@@ -131,6 +138,40 @@ impl RuntimeApi {
                     self.next_calls()
                 );
             }
+        }
+    }
+
+    /// The value for `AWS_ENDPOINT_URL_LAMBDA`: this double also plays Lambda's Invoke API,
+    /// queueing an asynchronous invocation (`X-Amz-Invocation-Type: Event`) signed with SigV4 as
+    /// Lambda checks it (moto would need Docker to run the function).
+    pub fn invoke_endpoint(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// Asynchronous invocations answered so far: (event, answer).
+    pub fn async_answers(&self) -> Vec<(Value, Invocation)> {
+        self.shared.async_answers.lock().unwrap().clone()
+    }
+
+    pub fn invokes_refused(&self) -> Vec<String> {
+        self.shared.invokes_refused.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` asynchronous invocations have been answered; panics after `timeout`.
+    pub async fn wait_async(&self, n: usize, timeout: Duration) -> Vec<(Value, Invocation)> {
+        let until = Instant::now() + timeout;
+        loop {
+            let answers = self.async_answers();
+            if answers.len() >= n {
+                return answers;
+            }
+            assert!(
+                Instant::now() < until,
+                "runtime API: {} asynchronous invocations answered within {timeout:?}, not {n} (refused: {:?})",
+                answers.len(),
+                self.invokes_refused()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -251,6 +292,168 @@ async fn error(State(shared): State<Arc<Shared>>, Path(id): Path<String>, body: 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     shared.init_error.send_replace(Some(body_value(&body)));
     json_response(StatusCode::ACCEPTED, json!({"status": "OK"}))
+}
+
+/// The credentials the tests give the function (`aws_env`).
+const ACCESS_KEY: &str = "testing";
+const SECRET_KEY: &str = "testing";
+
+/// Lambda's Invoke API, asynchronous invocations only: the SigV4 signature is computed again
+/// over the request as received, with the test credentials, and must match.
+async fn invoke_api(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let refuse = |status: StatusCode, kind: &str, why: String| {
+        shared
+            .invokes_refused
+            .lock()
+            .unwrap()
+            .push(format!("{kind}: {why}"));
+        json_response(
+            status,
+            json!({"Type": "User", "message": why, "__type": kind}),
+        )
+    };
+    if name != FUNCTION_NAME && name != FUNCTION_ARN {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!("Function not found: {name}"),
+        );
+    }
+    if let Err(why) = check_sigv4(&headers, &uri, &body) {
+        return refuse(StatusCode::FORBIDDEN, "InvalidSignatureException", why);
+    }
+    let invocation_type = headers
+        .get("x-amz-invocation-type")
+        .and_then(|v| v.to_str().ok());
+    if invocation_type != Some("Event") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            format!("this double takes asynchronous invocations only, not {invocation_type:?}"),
+        );
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            "Could not parse request body into json".into(),
+        );
+    };
+    let id = request_id();
+    let (tx, rx) = oneshot::channel();
+    shared.pending.lock().unwrap().insert(id.clone(), tx);
+    let _ = shared.events.send(Event {
+        id,
+        body: event.clone(),
+        deadline_ms: now_ms() + 30_000,
+    });
+    let answers = Arc::clone(&shared);
+    tokio::spawn(async move {
+        if let Ok(answer) = rx.await {
+            answers.async_answers.lock().unwrap().push((event, answer));
+        }
+    });
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .body(Body::empty())
+        .expect("valid response parts")
+}
+
+/// Recomputes the request's SigV4 signature for Lambda with the test credentials, at the
+/// request's own `X-Amz-Date`, over the headers it says it signed.
+fn check_sigv4(
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    body: &[u8],
+) -> Result<(), String> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let authorization = header("authorization").ok_or("no Authorization header")?;
+    let date = header("x-amz-date").ok_or("no X-Amz-Date header")?;
+    let signed_names: Vec<&str> = authorization
+        .split("SignedHeaders=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .ok_or("no SignedHeaders")?
+        .split(';')
+        .collect();
+    let scope = authorization
+        .split("Credential=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .ok_or("no Credential")?;
+    let parts: Vec<&str> = scope.split('/').collect();
+    if parts.len() != 5
+        || parts[0] != ACCESS_KEY
+        || parts[3] != "lambda"
+        || parts[4] != "aws4_request"
+    {
+        return Err(format!(
+            "the credential scope is not for Lambda with the test key: {scope}"
+        ));
+    }
+    let region = parts[2];
+    let time = time::PrimitiveDateTime::parse(
+        date,
+        time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"),
+    )
+    .map_err(|e| format!("X-Amz-Date: {e}"))?
+    .assume_utc();
+    let skew = (time::OffsetDateTime::now_utc() - time)
+        .whole_seconds()
+        .abs();
+    if skew > 300 {
+        return Err(format!("X-Amz-Date is {skew} s off"));
+    }
+    let host = header("host").ok_or("no Host header")?;
+    let url = format!("http://{host}{}", uri.path());
+    let signed: Vec<(String, String)> = signed_names
+        .iter()
+        .filter(|name| !matches!(**name, "host" | "x-amz-date" | "x-amz-security-token"))
+        .map(|name| {
+            (
+                name.to_string(),
+                header(name).unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let identity =
+        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "double").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("lambda")
+        .time(time.into())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        signed.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(request, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    let expected = instructions
+        .headers()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.to_owned())
+        .ok_or("no signature computed")?;
+    if expected == authorization {
+        Ok(())
+    } else {
+        Err("The request signature we calculated does not match the signature you provided".into())
+    }
 }
 
 /// The function binary running against a [`RuntimeApi`]; dropping it kills the process.

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::request::REPLY_ACTION;
+use super::request::reply_button_at;
 use crate::adapters::webhooks::slack::escape;
 use crate::adapters::webhooks::{char_len, fit_escaped};
 
@@ -17,14 +17,7 @@ const CONTEXT_MAX: usize = 2_000;
 /// such button (nothing to update).
 pub fn with_answer_line(message: &Value, button_value: &str, line: &str) -> Option<Value> {
     let blocks = message["blocks"].as_array()?;
-    let at = blocks.iter().position(|block| {
-        block["type"] == "actions"
-            && block["elements"].as_array().is_some_and(|elements| {
-                elements
-                    .iter()
-                    .any(|e| e["action_id"] == REPLY_ACTION && e["value"] == button_value)
-            })
-    })?;
+    let at = reply_button_at(blocks, button_value)?;
     let block_id = format!("answered-{at}");
     let context = json!({
         "type": "context",
@@ -49,15 +42,26 @@ pub fn with_answer_line(message: &Value, button_value: &str, line: &str) -> Opti
 /// `Answered by <@U…> (state): …`, the answer as the store kept it, escaped and cut to fit
 /// Slack's context limit; the mention only for an id of Slack's shape.
 pub fn answered_line(user_id: &str, answer: &str, state: Option<&str>) -> String {
-    let who = if !user_id.is_empty() && user_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        format!("<@{user_id}>")
-    } else {
-        "someone".to_owned()
-    };
+    let who = mention(user_id);
     let state = state.map_or(String::new(), |s| format!(" ({})", escape(s)));
     let prefix = format!("Answered by {who}{state}: ");
     let room = CONTEXT_MAX.saturating_sub(char_len(&prefix));
     prefix + &fit_escaped(answer, room, escape, char_len)
+}
+
+/// `Answer by <@U…> not sent: …`, the reason escaped and cut to fit Slack's context limit.
+pub fn not_sent_line(user_id: &str, reason: &str) -> String {
+    let prefix = format!("Answer by {} not sent: ", mention(user_id));
+    let room = CONTEXT_MAX.saturating_sub(char_len(&prefix));
+    prefix + &fit_escaped(reason, room, escape, char_len)
+}
+
+fn mention(user_id: &str) -> String {
+    if !user_id.is_empty() && user_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        format!("<@{user_id}>")
+    } else {
+        "someone".to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -204,6 +204,18 @@ impl ButtonValue {
 
 /// The action id of the Reply button in review messages.
 pub const REPLY_ACTION: &str = "reply";
+/// Where in `blocks` (a message's) the Reply button carrying `value` is: its actions block.
+pub fn reply_button_at(blocks: &[serde_json::Value], value: &str) -> Option<usize> {
+    blocks.iter().position(|block| {
+        block["type"] == "actions"
+            && block["elements"].as_array().is_some_and(|elements| {
+                elements
+                    .iter()
+                    .any(|e| e["action_id"] == REPLY_ACTION && e["value"] == value)
+            })
+    })
+}
+
 /// The callback id of the modal that takes the answer.
 pub const REPLY_VIEW: &str = "reply";
 /// The block and action ids of the modal's text input.
@@ -228,11 +240,15 @@ pub enum InteractionKind {
         /// Where the message can be updated: `https://hooks.slack.com/…` only.
         response_url: Option<String>,
         button: ButtonValue,
+        /// The message clicked, as Slack echoes it (absent for an ephemeral message).
+        message: Option<serde_json::Value>,
     },
     /// The modal submitted: `private_metadata` as the modal was opened with, and the answer.
     Submitted {
         private_metadata: String,
         text: String,
+        /// The block holding the answer's input, to name in an error shown under it.
+        block_id: String,
     },
     /// Anything else Slack sends this app (another button, a closed modal): acknowledged, and
     /// nothing done.
@@ -250,6 +266,7 @@ struct RawInteraction {
     #[serde(default)]
     actions: Vec<RawAction>,
     view: Option<RawView>,
+    message: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -293,8 +310,29 @@ pub fn is_slack_response_url(url: &str) -> bool {
     })
 }
 
+/// Where a `response_url` may point: `https://hooks.slack.com/…`, or the origin of Slack's Web
+/// API as `SLACK_API_URL` names it (`https://slack.com` unless a test points it elsewhere).
+/// Anything else in a payload is dropped, so nothing is ever posted to a host Slack did not give.
+#[derive(Debug, Clone)]
+pub struct ResponseUrls {
+    api: url::Origin,
+}
+
+impl ResponseUrls {
+    pub fn new(slack_api_url: &url::Url) -> Self {
+        Self {
+            api: slack_api_url.origin(),
+        }
+    }
+
+    pub fn allows(&self, url: &str) -> bool {
+        is_slack_response_url(url)
+            || url::Url::parse(url).is_ok_and(|u| u.origin() == self.api && self.api.is_tuple())
+    }
+}
+
 /// Reads an interaction from a verified body: the form field `payload`, holding Slack's JSON.
-pub fn parse_interaction(body: &[u8]) -> Result<Interaction, Refused> {
+pub fn parse_interaction(body: &[u8], urls: &ResponseUrls) -> Result<Interaction, Refused> {
     let malformed = |what: &str| Refused::Malformed(what.to_owned());
     let payload = url::form_urlencoded::parse(body)
         .find(|(name, _)| name == "payload")
@@ -312,8 +350,9 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, Refused> {
                     .trigger_id
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| malformed("no `trigger_id`"))?,
-                response_url: raw.response_url.filter(|u| is_slack_response_url(u)),
+                response_url: raw.response_url.filter(|u| urls.allows(u)),
                 button: ButtonValue::parse(action.value.as_deref().unwrap_or_default())?,
+                message: raw.message.filter(serde_json::Value::is_object),
             },
         },
         "view_submission" => {
@@ -321,20 +360,21 @@ pub fn parse_interaction(body: &[u8]) -> Result<Interaction, Refused> {
             if view.callback_id.as_deref() != Some(REPLY_VIEW) {
                 InteractionKind::Other
             } else {
-                let text = view
+                // The input's block is `answer`, or another id once the modal was filled in
+                // with the store's answer (so Slack shows the new initial value).
+                let (block_id, text) = view
                     .state
                     .and_then(|state| {
-                        state
-                            .values
-                            .get(ANSWER_BLOCK)?
-                            .get(ANSWER_INPUT)?
-                            .value
-                            .clone()
+                        state.values.into_iter().find_map(|(block, inputs)| {
+                            let input = inputs.get(ANSWER_INPUT)?;
+                            Some((block, input.value.clone().unwrap_or_default()))
+                        })
                     })
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| (ANSWER_BLOCK.to_owned(), String::new()));
                 InteractionKind::Submitted {
                     private_metadata: view.private_metadata.unwrap_or_default(),
                     text,
+                    block_id,
                 }
             }
         }
@@ -571,6 +611,25 @@ mod tests {
         assert!(ButtonValue::parse(&long).is_err());
     }
 
+    fn urls() -> ResponseUrls {
+        ResponseUrls::new(&url::Url::parse("https://slack.com/api").unwrap())
+    }
+
+    fn parse_interaction(body: &[u8]) -> Result<Interaction, Refused> {
+        super::parse_interaction(body, &urls())
+    }
+
+    #[test]
+    fn a_response_url_is_slacks_or_on_the_web_apis_origin() {
+        let local = ResponseUrls::new(&url::Url::parse("http://127.0.0.1:9/api").unwrap());
+        assert!(local.allows("https://hooks.slack.com/actions/T1/1/x"));
+        assert!(local.allows("http://127.0.0.1:9/actions/T1/1/x"));
+        assert!(!local.allows("http://127.0.0.1:10/actions/T1/1/x"));
+        assert!(!urls().allows("https://hooks.slack.com:8443/actions"));
+        assert!(!urls().allows("http://hooks.slack.com/actions"));
+        assert!(!urls().allows("https://example.com/actions"));
+    }
+
     fn form(payload: &serde_json::Value) -> Vec<u8> {
         url::form_urlencoded::Serializer::new(String::new())
             .append_pair("payload", &payload.to_string())
@@ -596,6 +655,7 @@ mod tests {
             trigger_id,
             response_url,
             button,
+            message,
         } = read.kind
         else {
             panic!("a click on Reply: {read:?}");
@@ -606,6 +666,7 @@ mod tests {
             Some("https://hooks.slack.com/actions/T1/123/abc")
         );
         assert_eq!(button.review_id, "gp:AOqp");
+        assert_eq!(message, Some(click["message"].clone()));
 
         let mut elsewhere = click.clone();
         elsewhere["response_url"] = "https://hooks.slack.com.evil.example/actions".into();
@@ -633,6 +694,7 @@ mod tests {
             InteractionKind::Submitted {
                 private_metadata: "{\"k\":1}".into(),
                 text: "Thanks!".into(),
+                block_id: "answer".into(),
             }
         );
         let closed =

@@ -85,6 +85,38 @@ impl SlackWebApi {
             .await
     }
 
+    /// Posts `body` to a click's `response_url` (Slack answers `ok`, or 404 once the URL has
+    /// expired: 30 minutes, 5 uses). No token goes with it: the URL is its own credential, and
+    /// is never logged.
+    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackApiError> {
+        const METHOD: &str = "the message's response_url";
+        let request = self
+            .http
+            .post(response_url)
+            .timeout(UPDATE_TIMEOUT)
+            .json(body);
+        let answer = send_and_read(request)
+            .await
+            .map_err(|e| SlackApiError::Transport {
+                method: METHOD,
+                cause: describe_http_error(e),
+            })?;
+        if answer.status.is_success() {
+            return Ok(());
+        }
+        let said = crate::adapters::first_line(&String::from_utf8_lossy(&answer.body));
+        Err(if answer.status.as_u16() == 404 {
+            SlackApiError::Refused(
+                format!(
+                    "{said}: the message can no longer be updated (Slack allows 30 minutes and 5 updates after a click)"
+                ),
+                METHOD,
+            )
+        } else {
+            SlackApiError::Refused(format!("HTTP {}: {said}", answer.status.as_u16()), METHOD)
+        })
+    }
+
     async fn call(
         &self,
         method: &'static str,
@@ -118,6 +150,42 @@ impl SlackWebApi {
                 })
             }
         }
+    }
+}
+
+/// [`SlackWebApi`] with the bot token of the secret read for this invocation.
+pub struct SlackCalls<'a> {
+    pub api: &'a SlackWebApi,
+    pub token: &'a SecretString,
+    /// Where a `response_url` may point: see [`super::request::ResponseUrls`].
+    pub response_urls: &'a super::request::ResponseUrls,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::SlackViews for SlackCalls<'_> {
+    async fn open(&self, trigger_id: &str, view: &Value) -> Result<String, String> {
+        self.api
+            .open(self.token, trigger_id, view)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn update(&self, view_id: &str, view: &Value) -> Result<(), String> {
+        self.api
+            .update(self.token, view_id, view)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn respond(&self, response_url: &str, body: &Value) -> Result<(), String> {
+        if !self.response_urls.allows(response_url) {
+            return Err("the response_url is not Slack's".into());
+        }
+        self.api
+            .respond(response_url, body)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
