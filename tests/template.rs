@@ -208,6 +208,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("dynamodb:UpdateItem", "!GetAtt StateTable.Arn"),
     // A Google Play edit of a review delivered before the overlap window finds its record by id.
     ("dynamodb:BatchGetItem", "!GetAtt StateTable.Arn"),
+    // A reply event that deletes an App Store answer removes its note, `reply#<review id>`.
+    ("dynamodb:DeleteItem", "!GetAtt StateTable.Arn"),
     ("secretsmanager:GetSecretValue", "!Ref SecretArn"),
 ];
 
