@@ -56,6 +56,17 @@ fn function_properties(doc: &Value) -> &Value {
     &resource(doc, "RelayFunction")["Properties"]
 }
 
+/// Every `AWS::Serverless::Function` of the template, by name.
+fn serverless_functions(doc: &Value) -> Vec<(&str, &Value)> {
+    doc["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(name, r)| (name.as_str().expect("resource name"), r))
+        .collect()
+}
+
 /// A plain number in the template (not an intrinsic).
 fn number(value: &Value, what: &str) -> u64 {
     literal(value)
@@ -69,8 +80,9 @@ fn is_ref(value: &Value, name: &str) -> bool {
 
 // --- Architecture -------------------------------------------------------------------------
 
-/// `sam build` reads the function's `Architectures`, `sam deploy` never changes it, and the
-/// Makefile greps the same line: one literal value, no parameter that could differ at deploy.
+/// `sam build` reads the functions' `Architectures` (set once, in `Globals`, for both), `sam
+/// deploy` never changes it, and the Makefile greps the same line: one literal value, no
+/// parameter that could differ at deploy.
 #[test]
 fn the_architecture_is_one_literal_line_and_no_parameter() {
     let doc = template();
@@ -81,9 +93,15 @@ fn the_architecture_is_one_literal_line_and_no_parameter() {
             "parameter `{name}` would let deploy pick an architecture that `sam build` did not build"
         );
     }
-    let archs = function_properties(&doc)["Architectures"]
+    for (name, function) in serverless_functions(&doc) {
+        assert!(
+            function["Properties"].get("Architectures").is_none(),
+            "{name} sets its own Architectures; set it once, under Globals: Function:"
+        );
+    }
+    let archs = doc["Globals"]["Function"]["Architectures"]
         .as_sequence()
-        .expect("RelayFunction needs Architectures: [x86_64] or [arm64]");
+        .expect("Globals: Function: needs Architectures: [x86_64] or [arm64]");
     assert_eq!(archs.len(), 1, "exactly one architecture");
     let arch = literal(&archs[0]).unwrap_or_else(|| {
         panic!(
@@ -190,12 +208,14 @@ const GRANTS: &[(&str, &str)] = &[
     ("dynamodb:UpdateItem", "!GetAtt StateTable.Arn"),
     // A Google Play edit of a review delivered before the overlap window finds its record by id.
     ("dynamodb:BatchGetItem", "!GetAtt StateTable.Arn"),
+    // A reply event that deletes an App Store answer removes its note, `reply#<review id>`.
+    ("dynamodb:DeleteItem", "!GetAtt StateTable.Arn"),
     ("secretsmanager:GetSecretValue", "!Ref SecretArn"),
 ];
 
-/// The role's statements: the plain ones, and the one under `!If [condition, statement, NoValue]`.
-fn role_statements(doc: &Value) -> (Vec<&Value>, Vec<(String, &Value)>) {
-    let role = resource(doc, "RelayRole");
+/// The role's statements: the plain ones, and those under `!If [condition, statement, NoValue]`.
+fn role_statements<'a>(doc: &'a Value, name: &str) -> (Vec<&'a Value>, Vec<(String, &'a Value)>) {
+    let role = resource(doc, name);
     assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"));
     assert!(
         role["Properties"].get("ManagedPolicyArns").is_none(),
@@ -205,7 +225,7 @@ fn role_statements(doc: &Value) -> (Vec<&Value>, Vec<(String, &Value)>) {
     let mut conditional = Vec::new();
     for policy in role["Properties"]["Policies"]
         .as_sequence()
-        .expect("RelayRole Policies")
+        .unwrap_or_else(|| panic!("{name} Policies"))
     {
         let statements = policy["PolicyDocument"]["Statement"]
             .as_sequence()
@@ -250,9 +270,14 @@ fn the_function_role_grants_exactly_what_the_code_calls() {
         "SAM policies would add a second role; grant in RelayRole"
     );
 
-    let (plain, _) = role_statements(&doc);
+    let (plain, _) = role_statements(&doc, "RelayRole");
+    assert_eq!(grants(&plain), expected_grants(GRANTS));
+}
+
+/// (action, resource) for each action of each plain, unconditional Allow statement, sorted.
+fn grants(statements: &[&Value]) -> Vec<(String, String)> {
     let mut granted: Vec<(String, String)> = Vec::new();
-    for statement in plain {
+    for statement in statements {
         assert_eq!(statement["Effect"].as_str(), Some("Allow"));
         assert!(
             statement.get("Condition").is_none(),
@@ -263,13 +288,17 @@ fn the_function_role_grants_exactly_what_the_code_calls() {
             granted.push((action, resource.clone()));
         }
     }
-    let mut expected: Vec<(String, String)> = GRANTS
+    granted.sort();
+    granted
+}
+
+fn expected_grants(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut expected: Vec<(String, String)> = list
         .iter()
         .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
         .collect();
-    granted.sort();
     expected.sort();
-    assert_eq!(granted, expected);
+    expected
 }
 
 #[test]
@@ -286,18 +315,21 @@ fn a_customer_managed_key_is_used_only_through_secrets_manager() {
         "!Not [!Equals [!Ref SecretKmsKeyArn, ]]"
     );
 
-    let (_, conditional) = role_statements(&doc);
-    let [(condition, statement)] = conditional.as_slice() else {
-        panic!("one conditional statement, the key's");
-    };
-    assert_eq!(condition, "HasSecretKmsKey");
-    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
-    assert_eq!(actions(statement), ["kms:Decrypt"]);
-    assert!(is_ref(&statement["Resource"], "SecretKmsKeyArn"));
-    assert_eq!(
-        render(&statement["Condition"]),
-        "{StringEquals: {kms:ViaService: !Sub secretsmanager.${AWS::Region}.amazonaws.com}}"
-    );
+    // Both functions read the secret.
+    for role in ["RelayRole", "SlackInteractionsRole"] {
+        let (_, conditional) = role_statements(&doc, role);
+        let [(condition, statement)] = conditional.as_slice() else {
+            panic!("{role}: one conditional statement, the key's");
+        };
+        assert_eq!(condition, "HasSecretKmsKey");
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+        assert_eq!(actions(statement), ["kms:Decrypt"]);
+        assert!(is_ref(&statement["Resource"], "SecretKmsKeyArn"));
+        assert_eq!(
+            render(&statement["Condition"]),
+            "{StringEquals: {kms:ViaService: !Sub secretsmanager.${AWS::Region}.amazonaws.com}}"
+        );
+    }
 }
 
 /// Every `Resource` value anywhere in the template, with where it was found.
@@ -607,4 +639,328 @@ fn not_running_alarm_tolerates_the_chosen_silence_and_waits_for_the_first_run() 
         notifies(&alarm["InsufficientDataActions"]),
         "the silence (INSUFFICIENT_DATA) is what notifies"
     );
+}
+
+// --- The Slack Reply button ---------------------------------------------------------------
+
+const SLACK_CONDITION: &str = "HasSlackReplyButton";
+
+fn slack_function(doc: &Value) -> &Value {
+    &resource(doc, "SlackInteractionsFunction")["Properties"]
+}
+
+/// Every resource the Reply button adds, and what it is.
+const SLACK_RESOURCES: &[(&str, &str)] = &[
+    ("SlackInteractionsFunction", "AWS::Serverless::Function"),
+    ("SlackInteractionsFunctionUrl", "AWS::Lambda::Url"),
+    ("SlackInteractionsUrlPermission", "AWS::Lambda::Permission"),
+    (
+        "SlackInteractionsUrlInvokePermission",
+        "AWS::Lambda::Permission",
+    ),
+    ("SlackInteractionsRole", "AWS::IAM::Role"),
+    ("SlackInteractionsInvokeSelf", "AWS::IAM::Policy"),
+    ("SlackInteractionsLogGroup", "AWS::Logs::LogGroup"),
+];
+
+/// No public URL unless asked: the parameter is off by default, and everything the button adds
+/// (the output included) exists only with it.
+#[test]
+fn the_reply_button_endpoint_exists_only_when_asked() {
+    let doc = template();
+    let switch = parameter(&doc, "SlackReplyButton");
+    let allowed: Vec<String> = switch["AllowedValues"]
+        .as_sequence()
+        .expect("SlackReplyButton AllowedValues")
+        .iter()
+        .filter_map(literal)
+        .collect();
+    assert_eq!(allowed, ["true", "false"]);
+    assert_eq!(literal(&switch["Default"]).as_deref(), Some("false"));
+    assert_eq!(
+        render(&doc["Conditions"][SLACK_CONDITION]),
+        "!Equals [!Ref SlackReplyButton, true]"
+    );
+
+    let named: Vec<&str> = doc["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|name| name.starts_with("Slack"))
+        .collect();
+    let mut expected: Vec<&str> = SLACK_RESOURCES.iter().map(|(name, _)| *name).collect();
+    let mut found = named.clone();
+    found.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(found, expected, "the Reply button's resources");
+    for (name, kind) in SLACK_RESOURCES {
+        let r = resource(&doc, name);
+        assert_eq!(r["Type"].as_str(), Some(*kind), "{name}");
+        assert_eq!(
+            literal(&r["Condition"]).as_deref(),
+            Some(SLACK_CONDITION),
+            "{name} exists only with SlackReplyButton=true"
+        );
+    }
+
+    let output = &doc["Outputs"]["SlackInteractionsUrl"];
+    assert_eq!(
+        literal(&output["Condition"]).as_deref(),
+        Some(SLACK_CONDITION)
+    );
+    assert_eq!(
+        render(&output["Value"]),
+        "!GetAtt SlackInteractionsFunctionUrl.FunctionUrl"
+    );
+}
+
+/// The same binary as the relay, told apart by `RELAY_MODE`, reading the same secret, table and
+/// apps; the relay itself runs in its default mode.
+#[test]
+fn the_reply_button_runs_the_relays_binary_in_its_own_mode() {
+    let doc = template();
+    let relay = resource(&doc, "RelayFunction");
+    let slack = resource(&doc, "SlackInteractionsFunction");
+    assert_eq!(slack["Metadata"], relay["Metadata"], "the same build");
+    for key in ["CodeUri", "Handler", "Runtime"] {
+        assert_eq!(
+            slack["Properties"][key], relay["Properties"][key],
+            "the same {key}"
+        );
+    }
+
+    let env = &slack_function(&doc)["Environment"]["Variables"];
+    assert_eq!(
+        literal(&env["RELAY_MODE"]).as_deref(),
+        Some("slack-interactions")
+    );
+    let relay_env = &function_properties(&doc)["Environment"]["Variables"];
+    assert!(
+        relay_env.get("RELAY_MODE").is_none(),
+        "the relay runs in the default mode"
+    );
+    for var in ["SECRET_ID", "TABLE_NAME", "APP_IDS", "PLAY_PACKAGES"] {
+        assert_eq!(env[var], relay_env[var], "{var} as the relay's");
+    }
+    assert!(
+        env.get("SLACK_API_URL").is_none(),
+        "Slack's own API, the code's default"
+    );
+
+    let props = slack_function(&doc);
+    assert_eq!(number(&props["MemorySize"], "MemorySize"), 128);
+    // Above a store request's own timeout (ASC_TIMEOUT_SECONDS, 30 by default).
+    assert_eq!(number(&props["Timeout"], "Timeout"), 60);
+    assert_eq!(
+        render(&props["ReservedConcurrentExecutions"]),
+        "!If [HasSlackReservedConcurrency, !Ref SlackReservedConcurrency, !Ref AWS::NoValue]"
+    );
+    // New accounts may reserve none: by default nothing is reserved.
+    let concurrency = parameter(&doc, "SlackReservedConcurrency");
+    assert_eq!(literal(&concurrency["Default"]).as_deref(), Some("-1"));
+    assert_eq!(literal(&concurrency["MinValue"]).as_deref(), Some("-1"));
+    assert_eq!(
+        render(&doc["Conditions"]["HasSlackReservedConcurrency"]),
+        "!Not [!Equals [!Ref SlackReservedConcurrency, -1]]"
+    );
+}
+
+/// Lambda's Function URL: public (Slack signs every request; the function checks), with both
+/// resource-policy statements AWS requires of URLs created since October 2025: without the
+/// second, every request is answered 403.
+#[test]
+fn the_reply_button_url_is_public_through_both_permissions() {
+    let doc = template();
+    assert!(
+        slack_function(&doc).get("FunctionUrlConfig").is_none(),
+        "the URL and its permissions are written out; SAM's FunctionUrlConfig would add more"
+    );
+    let url = &resource(&doc, "SlackInteractionsFunctionUrl")["Properties"];
+    assert_eq!(literal(&url["AuthType"]).as_deref(), Some("NONE"));
+    assert_eq!(
+        render(&url["TargetFunctionArn"]),
+        "!GetAtt SlackInteractionsFunction.Arn"
+    );
+    assert!(url.get("Cors").is_none(), "Slack calls from its servers");
+
+    // Every permission on the function, whatever its resource is called: its other properties,
+    // in name order.
+    let mut permissions: Vec<String> = doc["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::Lambda::Permission"))
+        .map(|r| &r["Properties"])
+        .filter(|p| is_ref(&p["FunctionName"], "SlackInteractionsFunction"))
+        .map(|p| {
+            let mut fields: Vec<String> = p
+                .as_mapping()
+                .expect("Properties mapping")
+                .iter()
+                .filter(|(key, _)| key.as_str() != Some("FunctionName"))
+                .map(|(key, value)| format!("{}: {}", render(key), render(value)))
+                .collect();
+            fields.sort();
+            fields.join(", ")
+        })
+        .collect();
+    permissions.sort();
+    assert_eq!(
+        permissions,
+        [
+            "Action: lambda:InvokeFunction, InvokedViaFunctionUrl: true, Principal: *",
+            "Action: lambda:InvokeFunctionUrl, FunctionUrlAuthType: NONE, Principal: *",
+        ]
+    );
+}
+
+/// What answering from Slack calls: the clicked message kept and read back (PutItem, GetItem),
+/// the answer noted or removed under `reply#…` (PutItem, DeleteItem), the secret, its logs.
+const SLACK_GRANTS: &[(&str, &str)] = &[
+    (
+        "logs:CreateLogStream",
+        "!GetAtt SlackInteractionsLogGroup.Arn",
+    ),
+    ("logs:PutLogEvents", "!GetAtt SlackInteractionsLogGroup.Arn"),
+    ("dynamodb:GetItem", "!GetAtt StateTable.Arn"),
+    ("dynamodb:PutItem", "!GetAtt StateTable.Arn"),
+    ("dynamodb:DeleteItem", "!GetAtt StateTable.Arn"),
+    ("secretsmanager:GetSecretValue", "!Ref SecretArn"),
+];
+
+#[test]
+fn the_reply_button_role_grants_exactly_what_answering_calls() {
+    let doc = template();
+    let function = slack_function(&doc);
+    assert_eq!(
+        render(&function["Role"]),
+        "!GetAtt SlackInteractionsRole.Arn"
+    );
+    assert!(
+        function.get("Policies").is_none(),
+        "SAM policies would add a second role; grant in SlackInteractionsRole"
+    );
+    let role = resource(&doc, "SlackInteractionsRole");
+    assert!(
+        role["Properties"].get("ManagedPolicyArns").is_none(),
+        "no managed policies: they grant more than the code calls"
+    );
+    let (plain, _) = role_statements(&doc, "SlackInteractionsRole");
+    assert_eq!(grants(&plain), expected_grants(SLACK_GRANTS));
+
+    // Invoking itself, in a policy of its own: the role cannot name the function that needs it.
+    let policies: Vec<&Value> = doc["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::IAM::Policy"))
+        .map(|r| &r["Properties"])
+        .collect();
+    let [policy] = policies.as_slice() else {
+        panic!("one AWS::IAM::Policy, SlackInteractionsInvokeSelf");
+    };
+    assert_eq!(render(&policy["Roles"]), "[!Ref SlackInteractionsRole]");
+    let statements: Vec<&Value> = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("Statement list")
+        .iter()
+        .collect();
+    assert_eq!(
+        grants(&statements),
+        expected_grants(&[(
+            "lambda:InvokeFunction",
+            "!GetAtt SlackInteractionsFunction.Arn"
+        )])
+    );
+}
+
+/// The asynchronous invocations are the store calls; the function reports a failure in the
+/// Slack message itself, and a retry would answer the store again.
+#[test]
+fn a_failed_answer_is_not_sent_again() {
+    let doc = template();
+    let invoke = &slack_function(&doc)["EventInvokeConfig"];
+    assert_eq!(
+        number(&invoke["MaximumRetryAttempts"], "MaximumRetryAttempts"),
+        0
+    );
+    let age = number(
+        &invoke["MaximumEventAgeInSeconds"],
+        "MaximumEventAgeInSeconds",
+    );
+    // Lambda takes 60 to 21,600 s; well inside the 30 minutes Slack's response_url lasts.
+    assert_eq!(age, 300);
+}
+
+#[test]
+fn the_reply_button_logs_like_the_relay_into_its_own_group() {
+    let doc = template();
+    let logging = &slack_function(&doc)["LoggingConfig"];
+    let relay_logging = &function_properties(&doc)["LoggingConfig"];
+    for key in ["LogFormat", "ApplicationLogLevel", "SystemLogLevel"] {
+        assert_eq!(logging[key], relay_logging[key], "{key} as the relay's");
+    }
+    assert!(is_ref(&logging["LogGroup"], "SlackInteractionsLogGroup"));
+    assert!(is_ref(
+        &resource(&doc, "SlackInteractionsLogGroup")["Properties"]["RetentionInDays"],
+        "LogRetentionDays"
+    ));
+}
+
+// --- The Slack app manifest ---------------------------------------------------------------
+
+fn manifest() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("slack/manifest.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("slack/manifest.yaml: {e}"))
+}
+
+/// The app the README has you create: interactivity on (its Request URL is the stack output),
+/// an incoming webhook to post with, and a bot user for the bot token `views.open` and
+/// `views.update` take (they need no scope of their own).
+#[test]
+fn the_slack_app_manifest_turns_interactivity_on_with_the_scopes_needed() {
+    let doc = manifest();
+    assert!(
+        literal(&doc["display_information"]["name"])
+            .is_some_and(|n| !n.is_empty() && n.len() <= 35),
+        "an app name of at most 35 characters"
+    );
+    assert!(
+        literal(&doc["features"]["bot_user"]["display_name"]).is_some(),
+        "a bot user, for the bot token"
+    );
+    let scopes: Vec<String> = doc["oauth_config"]["scopes"]["bot"]
+        .as_sequence()
+        .expect("oauth_config.scopes.bot")
+        .iter()
+        .filter_map(literal)
+        .collect();
+    assert_eq!(scopes, ["incoming-webhook"]);
+    assert!(
+        doc["oauth_config"]["scopes"].get("user").is_none(),
+        "no user scopes"
+    );
+
+    let settings = &doc["settings"];
+    let interactivity = &settings["interactivity"];
+    assert_eq!(interactivity["is_enabled"].as_bool(), Some(true));
+    let url = literal(&interactivity["request_url"]).expect("interactivity.request_url");
+    assert!(url.starts_with("https://"), "{url}");
+    assert_eq!(settings["socket_mode_enabled"].as_bool(), Some(false));
+    assert_eq!(settings["token_rotation_enabled"].as_bool(), Some(false));
+    assert!(
+        settings.get("event_subscriptions").is_none(),
+        "the endpoint answers interactions, not events"
+    );
+
+    // The README tells you to replace the placeholder with the template's output.
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    assert!(readme.contains(&url), "README names the placeholder {url}");
+    assert!(template()["Outputs"].get("SlackInteractionsUrl").is_some());
+    assert!(readme.contains("SlackInteractionsUrl"));
 }
