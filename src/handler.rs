@@ -59,6 +59,8 @@ pub struct Relay {
     /// This function, invoked asynchronously with the Reply button's store calls; the reason
     /// when it cannot be (outside Lambda, no region).
     jobs: Result<LambdaInvoke, String>,
+    /// When the Slack endpoint last read the secret again (Unix ms).
+    secret_read_again_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Why an invocation ends in an error.
@@ -170,6 +172,7 @@ impl Relay {
             slack: SlackWebApi::new(http.clone(), config.slack_api_url.as_str()),
             response_urls: ResponseUrls::new(&config.slack_api_url),
             jobs: self_invoke(http, aws),
+            secret_read_again_ms: std::sync::atomic::AtomicI64::new(0),
             config,
             started_ms: unix_ms(),
             clock: system_clock(),
@@ -317,60 +320,91 @@ impl Relay {
                 })),
             }
         };
-        let secret = match self.secrets.load(false).await {
-            Ok(secret) => secret,
-            Err(e) => return failed(e.to_string()),
-        };
-        let Some(slack_app) = secret.slack_app.as_ref() else {
-            return failed("the secret has no `slack_app`: the Reply button needs its signing secret, bot token and allowed teams".into());
-        };
-        let jobs = match &self.jobs {
-            Ok(jobs) => jobs,
-            Err(e) => return failed(e.clone()),
-        };
-        let views = SlackCalls {
-            api: &self.slack,
-            token: &slack_app.bot_token,
-            response_urls: &self.response_urls,
-        };
-        let ctx = slack_reply::Context {
-            slack_app,
-            relayed: &self.config.app_ids,
-            urls: &self.response_urls,
-            views: &views,
-            kept: &self.state,
-            jobs,
-            now_secs: ((self.clock)() / 1_000_000_000) as i64,
-        };
-        match job {
-            Some(Ok(job)) => {
-                let stores = slack_reply::Stores {
-                    app_store: Some(&self.source),
-                    google_play: self.play.as_ref().map(|p| p as &dyn ReviewAnswers),
-                    state: &self.state,
-                    options: self.reply_options(),
-                };
-                Ok(slack_reply::run_job(&ctx, &stores, &job).await)
-            }
-            Some(Err(reason)) => {
-                error!(reason = %reason, "an invocation carried a malformed job");
-                Err(InvocationError::RunFailed(reason))
-            }
-            None => {
-                let request: FunctionUrlRequest = match serde_json::from_value(event) {
-                    Ok(request) => request,
-                    Err(e) => {
-                        warn!(error = %e, "the event is not a Function URL request");
-                        return Ok(
-                            json!({"statusCode": 400, "body": "not a Function URL request"}),
-                        );
+        // The secret is read once per cold start; read again (at most once a minute) when
+        // it lacks `slack_app` or a signature does not match: it may have just been changed.
+        let mut refresh = false;
+        loop {
+            let secret = match self.secrets.load(refresh).await {
+                Ok(secret) => secret,
+                Err(e) => return failed(e.to_string()),
+            };
+            let Some(slack_app) = secret.slack_app.as_ref() else {
+                if !refresh && self.may_read_secret_again() {
+                    refresh = true;
+                    continue;
+                }
+                return failed("the secret has no `slack_app`: the Reply button needs its signing secret, bot token and allowed teams".into());
+            };
+            let jobs = match &self.jobs {
+                Ok(jobs) => jobs,
+                Err(e) => return failed(e.clone()),
+            };
+            let views = SlackCalls {
+                api: &self.slack,
+                token: &slack_app.bot_token,
+                response_urls: &self.response_urls,
+            };
+            let ctx = slack_reply::Context {
+                slack_app,
+                relayed: &self.config.app_ids,
+                urls: &self.response_urls,
+                views: &views,
+                kept: &self.state,
+                jobs,
+                now_secs: ((self.clock)() / 1_000_000_000) as i64,
+            };
+            match &job {
+                Some(Ok(job)) => {
+                    let stores = slack_reply::Stores {
+                        app_store: Some(&self.source),
+                        google_play: self.play.as_ref().map(|p| p as &dyn ReviewAnswers),
+                        state: &self.state,
+                        options: self.reply_options(),
+                    };
+                    return Ok(slack_reply::run_job(&ctx, &stores, job).await);
+                }
+                Some(Err(reason)) => {
+                    error!(reason = %reason, "an invocation carried a malformed job");
+                    return Err(InvocationError::RunFailed(reason.clone()));
+                }
+                None => {
+                    let request: FunctionUrlRequest = match serde_json::from_value(event.clone()) {
+                        Ok(request) => request,
+                        Err(e) => {
+                            warn!(error = %e, "the event is not a Function URL request");
+                            return Ok(
+                                json!({"statusCode": 400, "body": "not a Function URL request"}),
+                            );
+                        }
+                    };
+                    let answer = slack_reply::interaction(&ctx, &request).await;
+                    if answer.signature_refused() && !refresh && self.may_read_secret_again() {
+                        refresh = true;
+                        continue;
                     }
-                };
-                Ok(slack_reply::interaction(&ctx, &request)
-                    .await
-                    .to_function_url())
+                    return Ok(answer.to_function_url());
+                }
             }
         }
+    }
+
+    /// Whether the secret may be read again now: at most once a minute per instance, so a flood
+    /// of unsigned requests cannot turn into a flood of Secrets Manager reads.
+    fn may_read_secret_again(&self) -> bool {
+        let now = unix_ms();
+        let last = self
+            .secret_read_again_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        now - last >= 60_000
+            && self
+                .secret_read_again_ms
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
     }
 
     fn deps(&self) -> Deps<'_> {

@@ -112,6 +112,16 @@ impl HttpAnswer {
     }
 }
 
+impl HttpAnswer {
+    /// Whether the request was refused for a signature that does not match: the signing secret
+    /// may have been regenerated since the secret was read.
+    pub fn signature_refused(&self) -> bool {
+        self.status == 401
+            && self.body.as_ref().and_then(Value::as_str)
+                == Some(&Refused::BadSignature.to_string())
+    }
+}
+
 /// What the endpoint and its jobs work with, for one invocation.
 pub struct Context<'a> {
     pub slack_app: &'a SlackApp,
