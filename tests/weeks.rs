@@ -229,7 +229,7 @@ async fn a_thirty_day_backfill_over_short_runs_goes_out_once_in_order() {
         ],
         &clock,
     );
-    let summaries = run_short_until_done(&world, &relay, &clock, &ids, 30).await;
+    let summaries = run_short_until_done(&world, &relay, &clock, &ids, 80).await;
     assert_sent_once_but_what_a_deadline_cut(&world, &ids, &summaries);
     assert!(
         summaries
@@ -267,7 +267,7 @@ async fn after_a_month_long_outage_short_runs_deliver_every_review_once_in_order
     // Fixed; the runs are short and App Store Connect slow.
     world.asc.set_delay(SLOW_PAGES);
     clock.set(now);
-    let summaries = run_short_until_done(&world, &relay, &clock, &ids, 30).await;
+    let summaries = run_short_until_done(&world, &relay, &clock, &ids, 80).await;
     assert_sent_once_but_what_a_deadline_cut(&world, &ids, &summaries);
     assert!(
         summaries.iter().any(|s| s["status"] == "deadline"),
