@@ -12,9 +12,10 @@ const USAGE: &str = "usage:
                                     run once on that event: summary on stdout, logs on stderr;
                                     it stops starting work SECONDS after it starts (default 840,
                                     under the 15 minutes a Lambda run and its lease last)
-  review-relay preview --format F [REVIEW.json]
+  review-relay preview --format F [--interactive] [REVIEW.json]
                                     print the message a review becomes (F: slack, discord, teams,
-                                    googlechat, json); no AWS, no network
+                                    googlechat, json; --interactive: with Slack's Reply button);
+                                    no AWS, no network
   review-relay reply --app APP_ID REVIEW_ID (--text TEXT | --text-file FILE | --delete | --show)
                                     answer a review in its store (App Store: at most 5,970
                                     characters, --delete removes the answer; Google Play: at most

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::adapters::appstore::model::Resource;
-use crate::adapters::webhooks::payload;
+use crate::adapters::webhooks::{ReviewCard, payload_for};
 use crate::config::WebhookFormat;
 use crate::domain::{AppId, Review};
 
-pub const USAGE: &str = "review-relay preview --format slack|discord|teams|googlechat|json [--app APP_ID] [REVIEW.json]";
+pub const USAGE: &str = "review-relay preview --format slack|discord|teams|googlechat|json [--app APP_ID] [--interactive] [REVIEW.json]";
 
 /// A review like those App Store Connect sends, for a preview without a file.
 const SAMPLE: &str = include_str!("../tests/fixtures/reviews/sample.json");
@@ -71,7 +71,11 @@ fn run(args: &[String]) -> Result<(WebhookFormat, String), PreviewError> {
         ),
     };
     let review = parse_review(&text).map_err(|e| PreviewError::Input(format!("{source} {e}")))?;
-    let message = payload(request.format, &request.app, &review);
+    let mut card = ReviewCard::new(&request.app, &review);
+    if request.interactive {
+        card = card.with_reply_button();
+    }
+    let message = payload_for(request.format, &card);
     let json = serde_json::to_string_pretty(&message)
         .map_err(|e| PreviewError::Input(format!("the message could not be serialised ({e})")))?;
     Ok((request.format, json))
@@ -80,6 +84,8 @@ fn run(args: &[String]) -> Result<(WebhookFormat, String), PreviewError> {
 struct Request {
     format: WebhookFormat,
     app: AppId,
+    /// The message as a destination marked `interactive` sends it: with a Reply button.
+    interactive: bool,
     file: Option<String>,
 }
 
@@ -88,6 +94,7 @@ impl Request {
         let usage = |message: String| PreviewError::Usage(message);
         let mut format = None;
         let mut app = None;
+        let mut interactive = false;
         let mut file = None;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -115,6 +122,12 @@ impl Request {
                     let raw = value("--app")?;
                     app = Some(AppId::parse(&raw).map_err(|e| usage(format!("`--app`: {e}")))?);
                 }
+                "--interactive" => {
+                    if inline.is_some() {
+                        return Err(usage("`--interactive` takes no value".to_owned()));
+                    }
+                    interactive = true;
+                }
                 flag if flag.starts_with('-') && flag != "-" => {
                     return Err(usage(format!("unknown option `{flag}`")));
                 }
@@ -125,12 +138,23 @@ impl Request {
             }
         }
         let format = format.ok_or_else(|| usage("`--format` is required".to_owned()))?;
+        if interactive && format != WebhookFormat::Slack {
+            return Err(usage(
+                "`--interactive` shows the Reply button of a Slack destination; use it with `--format slack`"
+                    .to_owned(),
+            ));
+        }
         let app = match app {
             Some(app) => app,
             None => AppId::parse(SAMPLE_APP)
                 .map_err(|e| usage(format!("the sample app id is invalid: {e}")))?,
         };
-        Ok(Self { format, app, file })
+        Ok(Self {
+            format,
+            app,
+            interactive,
+            file,
+        })
     }
 }
 
@@ -231,6 +255,14 @@ mod tests {
                 "`b.json` is extra",
             ),
             (&["--format=json", "--app", "x"][..], "`--app`"),
+            (
+                &["--format=discord", "--interactive"][..],
+                "use it with `--format slack`",
+            ),
+            (
+                &["--format=slack", "--interactive=yes"][..],
+                "`--interactive` takes no value",
+            ),
         ] {
             let err = preview(&args(list)).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{err}");
@@ -241,6 +273,23 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("cannot read `/nonexistent/review.json`")
+        );
+    }
+
+    #[test]
+    fn an_interactive_slack_preview_ends_with_the_reply_button() {
+        let plain: Value =
+            serde_json::from_str(&preview(&args(&["--format=slack", "--app=42"])).unwrap())
+                .unwrap();
+        let out = preview(&args(&["--interactive", "--format", "slack", "--app=42"])).unwrap();
+        let value: Value = serde_json::from_str(&out).unwrap();
+        let blocks = value["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), plain["blocks"].as_array().unwrap().len() + 1);
+        let button = &blocks.last().unwrap()["elements"][0];
+        assert_eq!(button["action_id"], "reply");
+        assert_eq!(
+            button["value"],
+            "app_store:42:00000000-0000-0000-0000-000000000001"
         );
     }
 

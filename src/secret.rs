@@ -91,6 +91,10 @@ pub struct Destination {
     pub key: String,
     /// Which reviews it wants.
     pub route: Route,
+    /// Whether each review carries a Reply button (`"interactive": true`; Slack destinations
+    /// only, and never `webhook_url`): a button works only on messages the Slack app's own
+    /// webhook posted, so it is opted into per destination.
+    pub interactive: bool,
 }
 
 impl Addressee for Destination {
@@ -210,6 +214,7 @@ impl RelaySecret {
                 format,
                 key: "webhook_url".into(),
                 route: Route::default(),
+                interactive: false,
             });
         }
         destinations.extend(parse_destinations(&fields, &default_signing)?);
@@ -424,8 +429,8 @@ fn parse_service_account(value: &Value) -> Result<ServiceAccount, SecretFormatEr
     })
 }
 
-/// `destinations`: `[{"url": …, "format": …, "name": …, "signing_secret": …}, …]`, each format
-/// inferred from its URL when not given.
+/// `destinations`: `[{"url": …, "format": …, "name": …, "signing_secret": …, "interactive": …},
+/// …]`, each format inferred from its URL when not given.
 fn parse_destinations(
     fields: &Map<String, Value>,
     default_signing: &Option<SecretString>,
@@ -489,6 +494,25 @@ fn parse_destinations(
                 ),
             ));
         }
+        let interactive = match entry.get("interactive") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(interactive)) => *interactive,
+            Some(_) => {
+                return Err(invalid(
+                    path("interactive"),
+                    "must be true or false (a JSON boolean, not a string)",
+                ));
+            }
+        };
+        if interactive && format != WebhookFormat::Slack {
+            return Err(invalid(
+                path("interactive"),
+                &format!(
+                    "is true for a `{}` destination; only Slack destinations can carry a Reply button",
+                    format.name()
+                ),
+            ));
+        }
         let name = match entry.get("name") {
             None | Some(Value::Null) => None,
             Some(Value::String(raw)) => {
@@ -516,16 +540,18 @@ fn parse_destinations(
             format,
             key,
             route: parse_route(entry, &path)?,
+            interactive,
         });
     }
     Ok(destinations)
 }
 
-const DESTINATION_FIELDS: [&str; 10] = [
+const DESTINATION_FIELDS: [&str; 11] = [
     "url",
     "format",
     "name",
     "signing_secret",
+    "interactive",
     "apps",
     "ratings",
     "territories",
@@ -1037,6 +1063,95 @@ mod tests {
         ))
         .unwrap();
         assert!(unsigned.destinations[0].signing_secret.is_none());
+    }
+
+    #[test]
+    fn only_slack_destinations_may_be_interactive_and_none_is_by_default() {
+        let mut fields = with_destinations(serde_json::json!([
+            {"url": "https://hooks.slack.com/services/T/B/a", "interactive": true},
+            {"url": "https://hooks.slack.com/services/T/B/b", "interactive": false},
+            {"url": "https://hooks.slack.com/services/T/B/c"},
+            {"url": "https://hooks.slack.com/services/T/B/d", "interactive": null},
+            {"url": "https://example.com/e", "format": "slack", "interactive": true},
+            {"url": "https://discord.com/api/webhooks/1/x", "interactive": false},
+        ]));
+        fields["webhook_url"] = "https://hooks.slack.com/services/T/B/top".into();
+        let parsed = secret(fields).unwrap();
+        let interactive: Vec<(&str, bool)> = parsed
+            .destinations
+            .iter()
+            .map(|d| (d.label.as_str(), d.interactive))
+            .collect();
+        assert_eq!(
+            interactive,
+            [
+                ("webhook_url (slack)", false),
+                ("destinations[0] (slack)", true),
+                ("destinations[1] (slack)", false),
+                ("destinations[2] (slack)", false),
+                ("destinations[3] (slack)", false),
+                ("destinations[4] (slack)", true),
+                ("destinations[5] (discord)", false),
+            ]
+        );
+
+        let refused = |entry: Value| {
+            secret(with_destinations(serde_json::json!([
+                {"url": "https://hooks.slack.com/services/T/B/ok"},
+                entry,
+            ])))
+            .unwrap_err()
+            .to_string()
+        };
+        for value in [
+            serde_json::json!("true"),
+            serde_json::json!(1),
+            serde_json::json!([true]),
+        ] {
+            let message = refused(
+                serde_json::json!({"url": "https://hooks.slack.com/services/T/B/secret-path", "interactive": value}),
+            );
+            assert!(
+                message.contains("`destinations[1].interactive` must be true or false"),
+                "{value}: {message}"
+            );
+            assert!(!message.contains("secret-path"), "{message}");
+        }
+        for (entry, format) in [
+            (
+                serde_json::json!({"url": "https://discord.com/api/webhooks/1/secret-path", "interactive": true}),
+                "discord",
+            ),
+            (
+                serde_json::json!({"url": "https://example.com/secret-path", "format": "teams", "interactive": true}),
+                "teams",
+            ),
+            (
+                serde_json::json!({"url": "https://chat.googleapis.com/v1/spaces/A/messages?key=secret-path", "interactive": true}),
+                "googlechat",
+            ),
+            (
+                serde_json::json!({"url": "https://example.com/secret-path", "interactive": true}),
+                "json",
+            ),
+        ] {
+            let message = refused(entry);
+            assert!(
+                message.contains(&format!(
+                    "`destinations[1].interactive` is true for a `{format}` destination; only Slack destinations can carry a Reply button"
+                )),
+                "{message}"
+            );
+            assert!(!message.contains("secret-path"), "{message}");
+        }
+        let typo = refused(
+            serde_json::json!({"url": "https://hooks.slack.com/services/T/B/x", "interactve": true}),
+        );
+        assert!(
+            typo.contains("`destinations[1].interactve` is not a destination field")
+                && typo.contains("interactive"),
+            "{typo}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use review_relay::adapters::webhooks::batch;
-use review_relay::adapters::webhooks::payload;
+use review_relay::adapters::webhooks::{ReviewCard, payload, payload_for};
 use review_relay::config::WebhookFormat;
 use review_relay::domain::{AppId, DeveloperResponse, Review, Store, StoreDetails};
 use review_relay::preview::parse_review;
@@ -191,6 +191,141 @@ fn a_google_play_review_names_its_store_and_links_to_the_app_on_google_play() {
             assert!(!text.contains('\t'), "{name}: a raw tab: {text}");
         }
     }
+}
+
+/// The Slack message a destination marked `interactive` sends: every block of the plain one,
+/// then the Reply button whose value names the store, the app and the review.
+fn assert_plain_then_button(name: &str, plain: &Value, interactive: &Value, value: &str) {
+    let plain_blocks = plain["blocks"].as_array().unwrap();
+    let blocks = interactive["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), plain_blocks.len() + 1, "{name}");
+    assert_eq!(blocks[..plain_blocks.len()], plain_blocks[..], "{name}");
+    assert_eq!(interactive["text"], plain["text"], "{name}");
+    let button = &blocks.last().unwrap();
+    assert_eq!(button["type"], "actions", "{name}");
+    assert!(
+        button.get("block_id").is_none(),
+        "{name}: a block id would repeat in a batch"
+    );
+    let elements = button["elements"].as_array().unwrap();
+    assert_eq!(elements.len(), 1, "{name}");
+    assert_eq!(elements[0]["type"], "button", "{name}");
+    assert_eq!(elements[0]["action_id"], "reply", "{name}");
+    assert_eq!(
+        elements[0]["text"],
+        json!({"type": "plain_text", "text": "Reply"}),
+        "{name}"
+    );
+    assert_eq!(elements[0]["value"], value, "{name}");
+}
+
+#[test]
+fn an_interactive_slack_destination_adds_a_reply_button_under_each_review() {
+    let app_store = AppId::parse(APP).unwrap();
+    let play = AppId::play("com.example.app").unwrap();
+    let replied = replied();
+    let play_review = play_review();
+    for (case, app, review, value) in [
+        (
+            "reply",
+            &app_store,
+            &replied,
+            format!("app_store:{APP}:{}", replied.id),
+        ),
+        (
+            "play",
+            &play,
+            &play_review,
+            "google_play:com.example.app:gp:AOqpTOF1".to_owned(),
+        ),
+    ] {
+        let plain_name = format!("slack-{case}");
+        let name = format!("slack-{case}-interactive");
+        let plain = golden(&plain_name, &payload(WebhookFormat::Slack, app, review));
+        let card = ReviewCard::new(app, review).with_reply_button();
+        let interactive = golden(&name, &payload_for(WebhookFormat::Slack, &card));
+        check_limits(WebhookFormat::Slack, &name, &interactive);
+        assert_plain_then_button(&name, &plain, &interactive, &value);
+        // The other formats have no button to show: the same message either way.
+        for format in WebhookFormat::ALL {
+            if format != WebhookFormat::Slack {
+                assert_eq!(
+                    payload_for(format, &card),
+                    payload(format, app, review),
+                    "{}-{case}",
+                    format.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_edited_reviews_button_names_the_stores_review_not_the_version() {
+    let play = AppId::play("com.example.app").unwrap();
+    let app_store = AppId::parse(APP).unwrap();
+    let original = replied();
+    for (app, review, value) in [
+        (
+            &play,
+            play_review().as_edit_of(Some(5)),
+            "google_play:com.example.app:gp:AOqpTOF1".to_owned(),
+        ),
+        (
+            &app_store,
+            original.clone().as_edit_of(None),
+            format!("app_store:{APP}:{}", original.id),
+        ),
+    ] {
+        assert_ne!(review.id, review.original_id(), "a versioned id");
+        let card = ReviewCard::new(app, &review).with_reply_button();
+        assert_eq!(card.reply_button.as_deref(), Some(value.as_str()));
+        let message = payload_for(WebhookFormat::Slack, &card);
+        check_limits(WebhookFormat::Slack, "slack-edit-interactive", &message);
+        assert_plain_then_button(
+            "slack-edit-interactive",
+            &payload(WebhookFormat::Slack, app, &review),
+            &message,
+            &value,
+        );
+        assert!(!message.to_string().contains(&review.id), "{message}");
+    }
+}
+
+#[test]
+fn waiting_reviews_with_reply_buttons_split_within_slacks_limits() {
+    let app = AppId::parse(APP).unwrap();
+    let reviews = waiting();
+    let cards: Vec<ReviewCard<'_>> = reviews
+        .iter()
+        .map(|review| ReviewCard::new(&app, review).with_reply_button())
+        .collect();
+    let messages = batch::messages(WebhookFormat::Slack, &cards);
+    let plain = batch::messages_for(WebhookFormat::Slack, &app, &reviews);
+    assert!(messages.len() >= plain.len());
+    let mut buttons = Vec::new();
+    for (k, message) in messages.iter().enumerate() {
+        if let Err(problem) = check_slack(&message.body) {
+            panic!("interactive message {k}: {problem}");
+        }
+        for block in message.body["blocks"].as_array().unwrap() {
+            if block["type"] == "actions" {
+                buttons.push(block["elements"][0]["value"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    let expected: Vec<String> = reviews
+        .iter()
+        .map(|r| format!("app_store:{APP}:{}", r.id))
+        .collect();
+    assert_eq!(
+        buttons, expected,
+        "every review once, in order, with its button"
+    );
+    assert_eq!(
+        messages.iter().map(|m| m.review_count).sum::<usize>(),
+        reviews.len()
+    );
 }
 
 #[test]
@@ -531,6 +666,39 @@ fn the_receivers_refusals_name_the_limit() {
         )
         .is_none()
     );
+    let button = |label: &str, block_id: Option<&str>| {
+        let mut block = json!({"type": "actions", "elements": [{
+            "type": "button", "action_id": "reply", "value": "app_store:1:r1",
+            "text": {"type": "plain_text", "text": label},
+        }]});
+        if let Some(id) = block_id {
+            block["block_id"] = id.into();
+        }
+        block
+    };
+    let buttons = |blocks: Vec<Value>| json!({"text": "t", "blocks": blocks});
+    assert!(
+        refusal(
+            Platform::Slack,
+            &serde_json::to_vec(&buttons(vec![button("Reply", None), button("Reply", None)]))
+                .unwrap()
+        )
+        .is_none()
+    );
+    assert!(
+        reason(
+            Platform::Slack,
+            buttons(vec![button("Reply", Some("a")), button("Reply", Some("a"))])
+        )
+        .contains("repeats block_id")
+    );
+    assert!(
+        reason(
+            Platform::Slack,
+            buttons(vec![button(&"R".repeat(76), None)])
+        )
+        .contains("75")
+    );
     let embed = |embed: Value| json!({"embeds": [embed]});
     assert!(reason(Platform::Discord, embed(json!({"title": "t".repeat(257)}))).contains("title"));
     assert!(
@@ -590,8 +758,9 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 /// Slack Block Kit: at most 50 blocks; section text at most 3,000 characters; a context block
-/// at most 10 elements of at most 3,000 characters; dividers; 12,000 characters of text over all
-/// blocks (documented for markdown blocks, `msg_blocks_too_long` for the rest). No `<!…>` or
+/// at most 10 elements of at most 3,000 characters; dividers; an actions block at most 25
+/// elements, a button's plain_text label at most 75 characters, its value 2,000 and its action_id
+/// 255; block ids unique; 12,000 characters of text over all blocks (documented for markdown blocks, `msg_blocks_too_long` for the rest). No `<!…>` or
 /// `<@…>` control sequences.
 fn check_slack(message: &Value) -> Result<(), String> {
     let blocks = message["blocks"].as_array().ok_or("no blocks")?;
@@ -614,8 +783,31 @@ fn check_slack(message: &Value) -> Result<(), String> {
                 }
             }
             Some("divider") => {}
+            Some("actions") => {
+                let elements = block["elements"]
+                    .as_array()
+                    .ok_or("actions without elements")?;
+                at_most("actions elements", elements.len(), 25)?;
+                for element in elements {
+                    if element["type"] != "button" || element["text"]["type"] != "plain_text" {
+                        return Err(format!("not a plain_text button: {element}"));
+                    }
+                    total += chars(&element["text"]["text"]);
+                    at_most("button text", chars(&element["text"]["text"]), 75)?;
+                    at_most("button value", chars(&element["value"]), 2_000)?;
+                    at_most("button action_id", chars(&element["action_id"]), 255)?;
+                }
+            }
             other => return Err(format!("unexpected block {other:?}")),
         }
+    }
+    let mut block_ids: Vec<&str> = blocks
+        .iter()
+        .filter_map(|b| b["block_id"].as_str())
+        .collect();
+    block_ids.sort_unstable();
+    if block_ids.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err("a block_id repeats".into());
     }
     at_most("text over all blocks", total, 12_000)?;
     at_most("text", chars(&message["text"]), 40_000)?;
@@ -802,6 +994,24 @@ fn preview_prints_the_payload_of_a_review_file() {
     }
     let json = preview(&["--format=json", review_file("missing").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&json.stderr).contains("X-Review-Relay-Signature"));
+}
+
+#[test]
+fn preview_interactive_prints_the_slack_message_with_its_reply_button() {
+    let file = review_file("markup");
+    let output = preview(&["--format", "slack", "--interactive", file.to_str().unwrap()]);
+    let printed = stdout_json(&output);
+    let app = AppId::parse(APP).unwrap();
+    let review = read_review("markup");
+    let card = ReviewCard::new(&app, &review).with_reply_button();
+    assert_eq!(printed, payload_for(WebhookFormat::Slack, &card));
+    assert_eq!(
+        printed["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["value"],
+        format!("app_store:{APP}:{}", review.id)
+    );
+    let other = preview(&["--format", "teams", "--interactive"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("`--format slack`"));
 }
 
 #[test]

@@ -131,9 +131,13 @@ impl Notifier for Rehearsal {
         reviews: &[&Review],
         _limit: Option<TimeLimit>,
     ) -> Result<usize, DeliveryError> {
-        let Some(message) =
-            super::webhooks::first_message(destination.format, app, app_name, reviews)
-        else {
+        let Some(message) = super::webhooks::first_message(
+            destination.format,
+            destination.interactive,
+            app,
+            app_name,
+            reviews,
+        ) else {
             return Ok(0);
         };
         let text = message.body.to_string();

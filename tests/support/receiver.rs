@@ -291,7 +291,8 @@ fn limit(what: &str, got: usize, max: usize) -> Result<(), String> {
 
 /// Slack incoming webhooks (Block Kit): `text` or `blocks`; at most 50 blocks; section text
 /// 3,000 characters and at most 10 fields of 2,000; header text 150; context at most 10
-/// elements of 3,000; and about 12,000 characters of text over all blocks (`msg_blocks_too_long`).
+/// elements of 3,000; actions at most 25 buttons, each labelled in at most 75 characters, with a
+/// value of at most 2,000 and an action_id of at most 255; block ids unique; and about 12,000 characters of text over all blocks (`msg_blocks_too_long`).
 fn slack_limits(message: &Value) -> Result<(), String> {
     let blocks = items(&message["blocks"]);
     if blocks.is_empty() && length(&message["text"]) == 0 {
@@ -326,7 +327,37 @@ fn slack_limits(message: &Value) -> Result<(), String> {
                 }
             }
             Some("divider") => {}
+            Some("actions") => {
+                let elements = items(&block["elements"]);
+                limit(&format!("blocks[{i}] elements"), elements.len(), 25).map_err(invalid)?;
+                if elements.is_empty() {
+                    return Err(invalid(format!("blocks[{i}] actions has no elements")));
+                }
+                for element in elements {
+                    if element["type"] != "button" || element["text"]["type"] != "plain_text" {
+                        return Err(invalid(format!("blocks[{i}] holds an unknown element")));
+                    }
+                    text("button text", &element["text"]["text"], 75)?;
+                    limit(
+                        &format!("blocks[{i}] button value"),
+                        length(&element["value"]),
+                        2_000,
+                    )
+                    .map_err(invalid)?;
+                    limit(
+                        &format!("blocks[{i}] button action_id"),
+                        length(&element["action_id"]),
+                        255,
+                    )
+                    .map_err(invalid)?;
+                }
+            }
             other => return Err(invalid(format!("blocks[{i}] has unknown type {other:?}"))),
+        }
+        if let Some(id) = block["block_id"].as_str()
+            && blocks[..i].iter().any(|b| b["block_id"] == id)
+        {
+            return Err(invalid(format!("blocks[{i}] repeats block_id")));
         }
     }
     limit("text over all blocks", total, 12_000).map_err(|e| format!("msg_blocks_too_long: {e}"))

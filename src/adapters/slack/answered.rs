@@ -112,6 +112,77 @@ mod tests {
     }
 
     #[test]
+    fn the_line_finds_the_button_of_a_message_as_review_relay_sends_it() {
+        use crate::adapters::webhooks::first_message;
+        use crate::config::WebhookFormat;
+        use crate::domain::{AppId, Review};
+
+        let app = AppId::play("com.example.app").unwrap();
+        let review = |id: &str, title: &str| {
+            Review::new(
+                id.into(),
+                Some(2),
+                Some(title.into()),
+                Some("Closes on start.".into()),
+                None,
+                None,
+                "2026-11-20T10:00:00Z".into(),
+                None,
+            )
+            .unwrap()
+            .in_store(crate::domain::Store::GooglePlay)
+        };
+        let first = review("gp:AOqpTOF1", "Crashes");
+        // An edit is sent under a versioned id; its button names the store's review.
+        let second = review("gp:AOqpTOF2", "Still crashes").as_edit_of(Some(4));
+        let sent = first_message(
+            WebhookFormat::Slack,
+            true,
+            &app,
+            Some("Tally"),
+            &[&first, &second],
+        )
+        .unwrap();
+        assert_eq!(sent.review_count, 2);
+        let message = sent.body;
+        let before = message["blocks"].as_array().unwrap().clone();
+
+        let line = answered_line("U1", "Fixed in 2.1", Some("published"));
+        let updated =
+            with_answer_line(&message, "google_play:com.example.app:gp:AOqpTOF2", &line).unwrap();
+        let blocks = updated["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), before.len() + 1);
+        assert_eq!(updated["text"], message["text"]);
+        // The line is last: under the second review's button, itself the last block sent.
+        assert_eq!(blocks[..before.len()], before[..]);
+        let last = blocks.last().unwrap();
+        assert_eq!(last["type"], "context");
+        assert_eq!(
+            last["elements"][0]["text"],
+            "Answered by <@U1> (published): Fixed in 2.1"
+        );
+
+        // The first review's button is found too, and the line goes right under it.
+        let updated =
+            with_answer_line(&message, "google_play:com.example.app:gp:AOqpTOF1", &line).unwrap();
+        let blocks = updated["blocks"].as_array().unwrap();
+        let button = blocks.iter().position(|b| b["type"] == "actions").unwrap();
+        assert_eq!(blocks[button + 1]["elements"][0]["text"], line.as_str());
+        assert_eq!(blocks[button + 2]["type"], "divider");
+
+        // A plain message has no button to answer under.
+        let plain = first_message(WebhookFormat::Slack, false, &app, None, &[&first]).unwrap();
+        assert_eq!(
+            with_answer_line(
+                &plain.body,
+                "google_play:com.example.app:gp:AOqpTOF1",
+                &line
+            ),
+            None
+        );
+    }
+
+    #[test]
     fn a_long_answer_is_cut_within_slacks_context_limit() {
         let line = answered_line("U1", &"x".repeat(5_000), None);
         let updated = with_answer_line(&message(), "app_store:1:r2", &line).unwrap();

@@ -269,6 +269,78 @@ mod tests {
     }
 
     #[test]
+    fn reply_buttons_take_blocks_so_fewer_reviews_share_a_message_and_none_is_lost() {
+        // Five blocks (text, context, original words, developer response, button), a divider
+        // and room for an answer's line each: 7 reviews are 41 blocks and 7 lines, 8 would be
+        // 47 and 8.
+        let mut full = reviews(16, "Fine.", true);
+        for review in &mut full {
+            review.details.original_text = Some("Bien.\tMarche.".into());
+        }
+        let app = app();
+        let cards: Vec<ReviewCard<'_>> = full
+            .iter()
+            .map(|r| ReviewCard::new(&app, r).with_reply_button())
+            .collect();
+        let split = messages(WebhookFormat::Slack, &cards);
+        assert_eq!(counts(&split), [7, 7, 2]);
+        let mut buttons = Vec::new();
+        for message in &split {
+            let blocks = message.body["blocks"].as_array().unwrap();
+            assert!(blocks.len() <= 50, "{}", blocks.len());
+            assert!(fits(WebhookFormat::Slack, &message.body));
+            buttons.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b["type"] == "actions")
+                    .map(|b| b["elements"][0]["value"].as_str().unwrap().to_owned()),
+            );
+        }
+        assert_eq!(split[0].body["blocks"].as_array().unwrap().len(), 41);
+
+        // Every review of a message answered: still within 50 blocks.
+        let line = crate::adapters::slack::answered::answered_line("U1", "Thanks!", None);
+        let mut answered = split[0].body.clone();
+        for review in &full[..7] {
+            let value = format!("app_store:9:{}", review.id);
+            answered = crate::adapters::slack::answered::with_answer_line(&answered, &value, &line)
+                .unwrap();
+        }
+        assert_eq!(answered["blocks"].as_array().unwrap().len(), 48);
+        let expected: Vec<String> = full
+            .iter()
+            .map(|r| format!("app_store:9:{}", r.id))
+            .collect();
+        assert_eq!(
+            buttons, expected,
+            "every review once, in order, with its button"
+        );
+
+        // As a destination sends them: each send carries the first message of what is left.
+        let mut left: Vec<&Review> = full.iter().collect();
+        let mut sent = Vec::new();
+        while let Some(message) =
+            super::super::first_message(WebhookFormat::Slack, true, &app, None, &left)
+        {
+            assert!(message.body["blocks"].as_array().unwrap().len() <= 50);
+            sent.push(message.review_count);
+            left.drain(..message.review_count);
+        }
+        assert_eq!(sent, [7, 7, 2]);
+
+        // Without buttons, four blocks and a divider each: 10 reviews are 49 blocks.
+        let plain = super::super::first_message(
+            WebhookFormat::Slack,
+            false,
+            &app,
+            None,
+            &full.iter().collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert_eq!(plain.review_count, 10);
+    }
+
+    #[test]
     fn one_review_is_sent_as_it_always_was() {
         let review = review(1, "Works well.", true);
         for format in WebhookFormat::ALL {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::adapters::retry::{AfterMaybeTaken, Attempt, retry_after, with_retries_bounded};
+use crate::adapters::slack::request::ButtonValue;
 use crate::config::{RetryPolicy, WebhookFormat};
 use crate::domain::{AppId, Edit, Review, Store, Territory};
 use crate::ports::{DeliveryError, Notifier, TimeLimit};
@@ -234,6 +235,9 @@ pub struct ReviewCard<'a> {
     pub link_label: &'static str,
     /// `App Store review`, `Google Play review`: the store, in the message's own words.
     pub kind: String,
+    /// The value of the review's Reply button ([`ButtonValue::encode`]), for a destination
+    /// marked interactive; `None` shows no button. Only Slack draws it.
+    pub reply_button: Option<String>,
 }
 
 impl<'a> ReviewCard<'a> {
@@ -274,7 +278,18 @@ impl<'a> ReviewCard<'a> {
             link: ratings_page(app),
             link_label: link_label(review.store),
             kind: format!("{} review", review.store.name()),
+            reply_button: None,
         }
+    }
+
+    /// Shows a Reply button naming the review by its store's id: an edit's versioned id is
+    /// review-relay's own, and the store answers the review, not the version. No button when
+    /// the id is not of the shape the interaction endpoint takes (it would refuse the click,
+    /// and an over-long value would make Slack refuse the whole message).
+    pub fn with_reply_button(mut self) -> Self {
+        let value = ButtonValue::encode(self.app, self.review.original_id());
+        self.reply_button = ButtonValue::parse(&value).is_ok().then_some(value);
+        self
     }
 
     /// Shows `name` instead of the app id.
@@ -385,7 +400,13 @@ impl Notifier for WebhookNotifier {
         reviews: &[&Review],
         limit: Option<TimeLimit>,
     ) -> Result<usize, DeliveryError> {
-        let Some(message) = first_message(destination.format, app, app_name, reviews) else {
+        let Some(message) = first_message(
+            destination.format,
+            destination.interactive,
+            app,
+            app_name,
+            reviews,
+        ) else {
             return Ok(0);
         };
         // Serialised once: a signature covers exactly these bytes, at every try.
@@ -406,9 +427,11 @@ impl Notifier for WebhookNotifier {
     }
 }
 
-/// The first message `reviews` make in `format`: as many of them, in order, as one carries.
+/// The first message `reviews` make in `format`: as many of them, in order, as one carries;
+/// each with a Reply button when `interactive` (a destination's `interactive`).
 pub fn first_message(
     format: WebhookFormat,
+    interactive: bool,
     app: &AppId,
     app_name: Option<&str>,
     reviews: &[&Review],
@@ -416,11 +439,14 @@ pub fn first_message(
     let cards: Vec<ReviewCard<'_>> = reviews
         .iter()
         .map(|review| {
-            let card = ReviewCard::new(app, review);
-            match app_name {
-                Some(name) => card.with_app_name(name),
-                None => card,
+            let mut card = ReviewCard::new(app, review);
+            if let Some(name) = app_name {
+                card = card.with_app_name(name);
             }
+            if interactive {
+                card = card.with_reply_button();
+            }
+            card
         })
         .collect();
     batch::messages(format, &cards).into_iter().next()

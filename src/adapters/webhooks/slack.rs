@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use super::{MessageFormat, ORIGINAL_HEADING, ReviewCard, char_len, fit_escaped, truncate_chars};
+use crate::adapters::slack::request::REPLY_ACTION;
 
 /// Slack refuses a section or context text longer than this.
 const TEXT_MAX: usize = 3_000;
@@ -27,15 +28,33 @@ fn blocks_of(message: &Value) -> &[Value] {
     message["blocks"].as_array().map_or(&[], Vec::as_slice)
 }
 
+/// The text a block shows: a section's, a context element's, a button's label.
 fn block_text_len(block: &Value) -> usize {
     let text = |value: &Value| value.as_str().map_or(0, char_len);
     text(&block["text"]["text"])
         + block["elements"].as_array().map_or(0, |elements| {
-            elements.iter().map(|e| text(&e["text"])).sum()
+            elements
+                .iter()
+                .map(|e| text(&e["text"]) + text(&e["text"]["text"]))
+                .sum()
         })
 }
 
-/// Slack: a review is two or three blocks and a divider, and a notification listing more is
+/// What the Reply button says.
+const REPLY_LABEL: &str = "Reply";
+
+/// The block holding a review's Reply button, whose value names the review. No `block_id`:
+/// block ids must be unique within a message, and reviews are joined into one.
+fn reply_actions(value: &str) -> Value {
+    json!({"type": "actions", "elements": [{
+        "type": "button",
+        "action_id": REPLY_ACTION,
+        "text": {"type": "plain_text", "text": REPLY_LABEL},
+        "value": value,
+    }]})
+}
+
+/// Slack: a review is two to five blocks and a divider, and a notification listing more is
 /// no longer read.
 const MAX_REVIEWS: usize = 16;
 /// Slack takes about one message a second per incoming webhook.
@@ -95,6 +114,9 @@ impl MessageFormat for Slack {
                 "text": format!("{heading}{}", fit_escaped(reply, room, escape, char_len)),
             }}));
         }
+        if let Some(value) = &card.reply_button {
+            blocks.push(reply_actions(value));
+        }
 
         json!({
             "text": format!("New {} review of {}", card.stars, escape(&card.app_name)),
@@ -127,10 +149,13 @@ impl MessageFormat for Slack {
     }
 
     /// Whether Slack takes `message`: [`MAX_BLOCKS`], and [`BLOCKS_TEXT_MAX`] over all blocks' text
-    /// (each text is already within its own limit).
+    /// (each text is already within its own limit). Under each Reply button a block is kept
+    /// free for the line an answer adds, so the message still fits once every review in it
+    /// is answered.
     fn fits(&self, message: &Value) -> bool {
         let blocks = blocks_of(message);
-        blocks.len() <= MAX_BLOCKS
+        let answer_lines = blocks.iter().filter(|b| b["type"] == "actions").count();
+        blocks.len() + answer_lines <= MAX_BLOCKS
             && blocks.iter().map(block_text_len).sum::<usize>() <= BLOCKS_TEXT_MAX
     }
 
@@ -253,6 +278,52 @@ mod tests {
             "*Developer response*\nThanks &lt;!here&gt;"
         );
         let m = message(&AppId::parse("9").unwrap(), &review(None, None, None));
+        assert_eq!(m["blocks"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_interactive_card_ends_with_a_reply_button_naming_the_review() {
+        let app = AppId::parse("9").unwrap();
+        let mut r = review(Some("t"), Some("b"), None);
+        r.response = Some(DeveloperResponse {
+            body: "Thanks".into(),
+            last_modified_date: None,
+        });
+        let plain = Slack.render(&ReviewCard::new(&app, &r));
+        let with_button = Slack.render(&ReviewCard::new(&app, &r).with_reply_button());
+        let blocks = with_button["blocks"].as_array().unwrap();
+        // Every block of the plain message, in order, then the button.
+        assert_eq!(
+            blocks[..blocks.len() - 1],
+            plain["blocks"].as_array().unwrap()[..]
+        );
+        assert_eq!(
+            blocks.last().unwrap(),
+            &json!({"type": "actions", "elements": [{
+                "type": "button",
+                "action_id": "reply",
+                "text": {"type": "plain_text", "text": "Reply"},
+                "value": "app_store:9:r1",
+            }]})
+        );
+        assert_eq!(with_button["text"], plain["text"]);
+        assert!(
+            plain["blocks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|b| b["type"] != "actions")
+        );
+    }
+
+    #[test]
+    fn a_button_is_left_out_rather_than_carry_a_value_the_endpoint_refuses() {
+        let app = AppId::parse("9").unwrap();
+        let mut r = review(None, None, None);
+        r.id = "r".repeat(3_000);
+        let card = ReviewCard::new(&app, &r).with_reply_button();
+        assert_eq!(card.reply_button, None);
+        let m = Slack.render(&card);
         assert_eq!(m["blocks"].as_array().unwrap().len(), 2);
     }
 
