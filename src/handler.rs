@@ -377,12 +377,16 @@ impl Relay {
                             );
                         }
                     };
-                    let answer = slack_reply::interaction(&ctx, &request).await;
-                    if answer.signature_refused() && !refresh && self.may_read_secret_again() {
+                    if slack_reply::signature_mismatch(slack_app, &request, ctx.now_secs)
+                        && !refresh
+                        && self.may_read_secret_again()
+                    {
                         refresh = true;
                         continue;
                     }
-                    return Ok(answer.to_function_url());
+                    return Ok(slack_reply::interaction(&ctx, &request)
+                        .await
+                        .to_function_url());
                 }
             }
         }

@@ -18,7 +18,9 @@ use crate::adapters::slack::request::{
     Allowed, ButtonValue, FunctionUrlRequest, InteractionKind, Refused, ResponseUrls,
     parse_interaction, raw_body, verify,
 };
+use crate::adapters::webhooks::format_of;
 use crate::adapters::webhooks::slack::escape;
+use crate::config::WebhookFormat;
 use crate::domain::{AnswerText, AppId, Store};
 use crate::ports::{Jobs, KeptMessages, ReviewAnswers, SlackViews, StateStore};
 use crate::reply::{RawAction, ReplyOptions, ReplyRequest, SlackUser, reply_for};
@@ -112,14 +114,17 @@ impl HttpAnswer {
     }
 }
 
-impl HttpAnswer {
-    /// Whether the request was refused for a signature that does not match: the signing secret
-    /// may have been regenerated since the secret was read.
-    pub fn signature_refused(&self) -> bool {
-        self.status == 401
-            && self.body.as_ref().and_then(Value::as_str)
-                == Some(&Refused::BadSignature.to_string())
-    }
+/// Whether `request` fails only for a signature that does not match `slack_app`'s signing
+/// secret (which may have been regenerated since the secret was read).
+pub fn signature_mismatch(
+    slack_app: &SlackApp,
+    request: &FunctionUrlRequest,
+    now_secs: i64,
+) -> bool {
+    raw_body(request).is_ok_and(|body| {
+        verify(&slack_app.signing_secret, &request.headers, &body, now_secs)
+            == Err(Refused::BadSignature)
+    })
 }
 
 /// What the endpoint and its jobs work with, for one invocation.
@@ -470,6 +475,32 @@ async fn answer(
     Ok((posted.text, posted.state))
 }
 
+/// Shortest an answer line is cut to, to keep a full message within Slack's limits.
+const SHORT_LINE_CHARS: usize = 200;
+
+/// `message` with `line` under the review; the line cut short when the whole would pass Slack's
+/// limits for a message (its text in all), `None` when even that does not fit.
+fn within_slacks_limits(message: &Value, review: &str, line: &str) -> Option<Value> {
+    let slack = format_of(WebhookFormat::Slack);
+    let updated = with_answer_line(message, review, line)?;
+    if slack.fits(&updated) {
+        return Some(updated);
+    }
+    let short = if line.chars().count() > SHORT_LINE_CHARS {
+        let mut cut: String = line.chars().take(SHORT_LINE_CHARS - 1).collect();
+        // Never half an escape (`&amp;`).
+        if let Some(amp) = cut.rfind('&')
+            && !cut[amp..].contains(';')
+        {
+            cut.truncate(amp);
+        }
+        cut + "…"
+    } else {
+        line.to_owned()
+    };
+    with_answer_line(message, review, &short).filter(|updated| slack.fits(updated))
+}
+
 /// Shows `line` under the review in the message clicked, or to the person alone when the
 /// message was not kept; whether Slack took it.
 async fn show(
@@ -494,7 +525,7 @@ async fn show(
         },
     };
     let body = kept
-        .and_then(|message| with_answer_line(&message, review, line))
+        .and_then(|message| within_slacks_limits(&message, review, line))
         .unwrap_or_else(|| {
             json!({
                 "response_type": "ephemeral",
@@ -779,6 +810,25 @@ mod tests {
             assert!(reason.as_str().unwrap().contains(expected), "{reason}");
         }
         assert!(fakes.jobs.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_answer_line_is_cut_short_when_the_message_would_pass_slacks_limits() {
+        let value = "app_store:1:r1";
+        let message = |text_chars: usize| {
+            json!({"text": "t", "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": "x".repeat(text_chars)}},
+                {"type": "actions", "elements": [{"type": "button", "action_id": "reply", "value": value}]},
+            ]})
+        };
+        let line = format!("Answered by <@U1>: {}", "&amp;".repeat(390));
+        let roomy = within_slacks_limits(&message(1_000), value, &line).unwrap();
+        assert_eq!(roomy["blocks"][2]["elements"][0]["text"], line.as_str());
+        let tight = within_slacks_limits(&message(11_000), value, &line).unwrap();
+        let short = tight["blocks"][2]["elements"][0]["text"].as_str().unwrap();
+        assert!(short.chars().count() <= SHORT_LINE_CHARS, "{short}");
+        assert!(short.ends_with("&amp;…"), "{short}");
+        assert_eq!(within_slacks_limits(&message(11_950), value, &line), None);
     }
 
     #[test]

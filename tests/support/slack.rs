@@ -358,12 +358,17 @@ pub fn function_url_event(body: &[u8], headers: &[(&str, String)]) -> Value {
 
 /// A signed Function URL event carrying `payload`, sent at `timestamp` (Unix seconds).
 pub fn signed_event(payload: &Value, timestamp: i64) -> Value {
+    signed_event_with(SIGNING_SECRET, payload, timestamp)
+}
+
+/// [`signed_event`] under another signing secret (one regenerated in the Slack app, say).
+pub fn signed_event_with(secret: &str, payload: &Value, timestamp: i64) -> Value {
     let body = form(payload);
     function_url_event(
         &body,
         &[
             ("X-Slack-Request-Timestamp", timestamp.to_string()),
-            ("X-Slack-Signature", sign(SIGNING_SECRET, timestamp, &body)),
+            ("X-Slack-Signature", sign(secret, timestamp, &body)),
         ],
     )
 }
