@@ -23,6 +23,7 @@ use crate::adapters::webhooks::slack::escape;
 use crate::config::WebhookFormat;
 use crate::domain::{AnswerText, AppId, Store};
 use crate::ports::{Jobs, KeptMessages, ReviewAnswers, SlackViews, StateStore};
+use crate::relay::test_message::SAMPLE_REVIEW_PREFIX;
 use crate::reply::{RawAction, ReplyOptions, ReplyRequest, SlackUser, reply_for};
 use crate::secret::SlackApp;
 
@@ -198,6 +199,11 @@ pub async fn interaction(ctx: &Context<'_>, request: &FunctionUrlRequest) -> Htt
                 tell(ctx, response_url.as_deref(), &reason).await;
                 return HttpAnswer::ok();
             }
+            if button.review_id.starts_with(SAMPLE_REVIEW_PREFIX) {
+                info!(slack_user_id = %who.user_id, slack_team_id = %who.team_id, "a click on the test message's Reply button");
+                tell(ctx, response_url.as_deref(), TEST_MESSAGE_CLICKED).await;
+                return HttpAnswer::ok();
+            }
             clicked(ctx, &trigger_id, response_url, &button, message.as_ref()).await;
             HttpAnswer::ok()
         }
@@ -208,6 +214,9 @@ pub async fn interaction(ctx: &Context<'_>, request: &FunctionUrlRequest) -> Htt
         } => submitted(ctx, allowed, &who, &private_metadata, &text, &block_id).await,
     }
 }
+
+/// What the person who clicked Reply on the test message sees.
+pub const TEST_MESSAGE_CLICKED: &str = "The Reply button works: review-relay got your click and checked its signature, workspace and app. This is the test message, so there is no review to answer.";
 
 /// Why an app is not answered here, when it is not relayed.
 fn not_relayed(ctx: &Context<'_>, app: &AppId) -> Option<String> {
@@ -702,6 +711,24 @@ mod tests {
                 review: "app_store:1:r1".into()
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_click_on_the_test_messages_button_says_the_button_works_and_opens_nothing() {
+        let fakes = Fakes::default();
+        with_context(&fakes, async |ctx| {
+            interaction(
+                ctx,
+                &request(&click("app_store:1:review-relay-test-1764864000000"), NOW),
+            )
+            .await
+        })
+        .await;
+        assert!(fakes.opened.lock().unwrap().is_empty());
+        assert!(fakes.jobs.lock().unwrap().is_empty());
+        let told = fakes.responded.lock().unwrap().clone();
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].1["text"], TEST_MESSAGE_CLICKED);
     }
 
     #[tokio::test]

@@ -1000,7 +1000,7 @@ async fn fetch_new(
     })
 }
 
-mod test_message;
+pub mod test_message;
 pub use test_message::{TestStatus, TestSummary, send_test_message};
 
 #[cfg(test)]

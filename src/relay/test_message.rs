@@ -55,6 +55,9 @@ impl TestSummary {
     }
 }
 
+/// How the sample review's id starts: a Reply button on it answers no store.
+pub const SAMPLE_REVIEW_PREFIX: &str = "review-relay-test-";
+
 /// The sample review a test message shows. Its id is unique per send, so a receiver that drops
 /// resends by idempotency key still shows each test.
 pub fn sample_review(store: Store, now_nanos: i128) -> Option<Review> {
@@ -63,7 +66,7 @@ pub fn sample_review(store: Store, now_nanos: i128) -> Option<Review> {
         .format(&Rfc3339)
         .ok()?;
     let review = Review::new(
-        format!("review-relay-test-{}", now_nanos / 1_000_000),
+        format!("{SAMPLE_REVIEW_PREFIX}{}", now_nanos / 1_000_000),
         Some(5),
         Some("Test message from review-relay".into()),
         Some(format!(
