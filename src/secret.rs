@@ -322,7 +322,7 @@ fn parse_slack_app(value: &Value) -> Result<SlackApp, SecretFormatError> {
                 Some(id)
                     if id.len() > 1
                         && id.len() <= 32
-                        && kinds.contains(&id[..1])
+                        && id.starts_with(|c: char| kinds.contains(c))
                         && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
                 {
                     Ok(id.to_owned())
@@ -1282,6 +1282,11 @@ mod tests {
             (
                 "allowed_team_ids",
                 serde_json::json!(["t1"]),
+                "not a Slack id",
+            ),
+            (
+                "allowed_team_ids",
+                serde_json::json!(["éT1"]),
                 "not a Slack id",
             ),
             (
