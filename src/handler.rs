@@ -333,7 +333,10 @@ impl Relay {
                     refresh = true;
                     continue;
                 }
-                return failed("the secret has no `slack_app`: the Reply button needs its signing secret, bot token and allowed teams".into());
+                return failed(match &secret.slack_app_error {
+                    Some(e) => e.to_string(),
+                    None => "the secret has no `slack_app`: the Reply button needs its signing secret, bot token and allowed teams".into(),
+                });
             };
             let jobs = match &self.jobs {
                 Ok(jobs) => jobs,

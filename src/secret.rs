@@ -22,6 +22,9 @@ pub struct RelaySecret {
     /// The Slack app behind the Reply button, when the secret has one (needed by the
     /// `slack-interactions` function).
     pub slack_app: Option<SlackApp>,
+    /// Why `slack_app` was not taken, when the secret has one with a mistake: the Reply
+    /// button's function names it; the relay goes on without it.
+    pub slack_app_error: Option<SecretFormatError>,
 }
 
 /// The secret's `slack_app`: what the Reply button's endpoint checks requests with and opens
@@ -222,15 +225,18 @@ impl RelaySecret {
         if destinations.is_empty() {
             return Err(SecretFormatError::Missing("webhook_url"));
         }
-        let slack_app = match fields.get(SLACK_APP) {
-            None | Some(Value::Null) => None,
-            Some(app) => Some(parse_slack_app(app)?),
+        // A mistake in `slack_app` stops the Reply button only, never the relay.
+        let (slack_app, slack_app_error) = match fields.get(SLACK_APP).map(parse_slack_app) {
+            None => (None, None),
+            Some(Ok(app)) => (app, None),
+            Some(Err(e)) => (None, Some(e)),
         };
         Ok(Self {
             api_key,
             google_service_account,
             destinations,
             slack_app,
+            slack_app_error,
         })
     }
 
@@ -258,7 +264,14 @@ const SLACK_APP: &str = "slack_app";
 
 /// `slack_app`: `{"signing_secret", "bot_token", "allowed_team_ids", "allowed_user_ids"?}`.
 /// Errors name the field, never its value.
-fn parse_slack_app(value: &Value) -> Result<SlackApp, SecretFormatError> {
+fn parse_slack_app(value: &Value) -> Result<Option<SlackApp>, SecretFormatError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    parse_slack_app_object(value).map(Some)
+}
+
+fn parse_slack_app_object(value: &Value) -> Result<SlackApp, SecretFormatError> {
     let bad = |name: &str, reason: &str| SecretFormatError::Field {
         field: format!("{SLACK_APP}.{name}"),
         reason: reason.to_owned(),
@@ -1257,10 +1270,12 @@ mod tests {
             } else {
                 app[field] = value;
             }
-            let Err(err) = with(app) else {
-                panic!("{field} accepted")
-            };
-            err.to_string()
+            let secret = with(app).expect("a slack_app mistake never fails the secret");
+            assert!(secret.slack_app.is_none(), "{field} accepted");
+            secret
+                .slack_app_error
+                .expect("the mistake is kept")
+                .to_string()
         };
         for (field, value, expected) in [
             (
@@ -1309,7 +1324,9 @@ mod tests {
         }
         assert!(
             with("text".into())
-                .unwrap_err()
+                .unwrap()
+                .slack_app_error
+                .unwrap()
                 .to_string()
                 .contains("`slack_app` must be an object")
         );

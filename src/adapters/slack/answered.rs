@@ -18,7 +18,8 @@ const CONTEXT_MAX: usize = 2_000;
 pub fn with_answer_line(message: &Value, button_value: &str, line: &str) -> Option<Value> {
     let blocks = message["blocks"].as_array()?;
     let at = reply_button_at(blocks, button_value)?;
-    let block_id = format!("answered-{at}");
+    // Named after the button, not its place: lines added above move it.
+    let block_id = format!("answered-{}", crate::domain::text_digest(button_value));
     let context = json!({
         "type": "context",
         "block_id": block_id,
