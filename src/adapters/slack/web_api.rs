@@ -11,9 +11,6 @@ use serde_json::{Value, json};
 
 use crate::adapters::{describe_http_error, send_and_read, with_bearer};
 
-/// Slack's Web API.
-pub const DEFAULT_API_URL: &str = "https://slack.com/api";
-
 /// A click's `trigger_id` lives 3 seconds: a slower `views.open` is of no use.
 const OPEN_TIMEOUT: Duration = Duration::from_millis(2_500);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(10);
